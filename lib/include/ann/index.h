@@ -1,0 +1,112 @@
+/*
+ * ann/index.h - the index handle: build, extend, search, save, load.
+ *
+ * One opaque ann_index covers every algorithm; the algorithm-specific
+ * parameters are passed as a pointer to that algorithm's params struct
+ * (ann/brute_force.h, ann/ivf_flat.h).  Operations run on the backend
+ * chosen by ann_exec.device (ann/backend.h).
+ *
+ * Threading: searches on one index may run concurrently from several
+ * threads; build, extend, save and free may not overlap other calls on
+ * the same index.  Each call uses up to ann_exec.n_threads OpenMP threads.
+ */
+#ifndef ANN_INDEX_H_5d8e20
+#define ANN_INDEX_H_5d8e20
+
+#include "ann/container.h"
+#include "ann/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ann_index ann_index;
+
+/**
+ * Build an index of @p algo over @p data (rows x dim, f32/f16/i8/u8, host).
+ * @p params points to the algorithm's build params struct (NULL = its
+ * defaults).  The index keeps its own copy of what it needs; @p data may
+ * be released afterwards.
+ * Errors: ANN_ERR_INVALID_ARG (params out of range, rows < n_lists, ...),
+ * ANN_ERR_UNSUPPORTED (algorithm, dtype or metric not available),
+ * ANN_ERR_BACKEND_UNAVAILABLE (device CUDA cannot run), ANN_ERR_NOMEM,
+ * ANN_ERR_INTERRUPTED.
+ */
+ann_status ann_index_build(ann_algo algo, const void *params, const ann_matrix *data,
+                           ann_exec *ex, ann_index **out);
+
+/**
+ * Add @p data (same dim and dtype as the index) with ids
+ * @p ids (NULL = consecutive ids after the largest present).
+ * Errors: ANN_ERR_MISMATCH (dim/dtype), ANN_ERR_UNSUPPORTED, ANN_ERR_NOMEM.
+ */
+ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t *ids, ann_exec *ex);
+
+/**
+ * Search @p queries (n x dim, any vector dtype; converted to the index's
+ * arithmetic) for the @p k nearest rows.  @p search_params points to the
+ * algorithm's search params struct (NULL = defaults).  Writes n x k ids
+ * (int64, -1 for empty slots) and n x k distances (float32, the metric's
+ * returned convention, worst value for empty slots), each row ordered
+ * best first, ties broken by (distance, id).
+ * Errors: ANN_ERR_MISMATCH (dim), ANN_ERR_INVALID_ARG (k < 1, params),
+ * ANN_ERR_BACKEND_UNAVAILABLE, ANN_ERR_CUDA, ANN_ERR_NOMEM, ANN_ERR_INTERRUPTED.
+ */
+ann_status ann_index_search(const ann_index *ix, const void *search_params, const ann_matrix *queries,
+                            int64_t k, ann_exec *ex, int64_t *ids, float *distances);
+
+/** Summary of an index. */
+typedef struct ann_index_info {
+    ann_algo algo;
+    ann_metric metric;
+    ann_dtype dtype;
+    int64_t rows, dim;
+    int64_t n_lists;       /**< IVF: number of lists; else 0 */
+    uint64_t memory_bytes; /**< host bytes the index holds (data, lists, centers) */
+} ann_index_info;
+
+/** Fill @p info. */
+void ann_index_get_info(const ann_index *ix, ann_index_info *info);
+
+/**
+ * Save to @p path in the annkit container (written in place; tools write a
+ * temporary file and rename it).  @p compress stores sections with zstd.
+ * Errors: ANN_ERR_IO, ANN_ERR_NOMEM.
+ */
+ann_status ann_index_save(const ann_index *ix, const char *path, bool compress, int n_threads);
+
+/**
+ * Load an index file.  Raw sections are used in place from the memory
+ * mapping (no copy).  Errors: those of ann_container_open(),
+ * ANN_ERR_FORMAT when the file is a graph or an inconsistent index (the
+ * message names the file and the section), ANN_ERR_UNSUPPORTED for an
+ * algorithm this build cannot load.
+ */
+ann_status ann_index_load(const char *path, ann_index **out);
+
+/** Free an index (NULL allowed), including any device copies. */
+void ann_index_free(ann_index *ix);
+
+/**
+ * The parameter tables of @p algo's build and search params, the size of
+ * the params structs, and their init functions, so that tools can drive
+ * any algorithm generically.  Returns NULL for an unknown algorithm.
+ */
+typedef struct ann_algo_desc {
+    ann_algo algo;
+    const char *name;
+    size_t build_params_size;
+    size_t search_params_size;
+    void (*build_params_init)(void *p);
+    void (*search_params_init)(void *p);
+    const ann_param_desc *(*build_table)(size_t *n);
+    const ann_param_desc *(*search_table)(size_t *n);
+    size_t metric_offset;   /**< offsetof the ann_metric field in the build params */
+} ann_algo_desc;
+
+const ann_algo_desc *ann_algo_describe(ann_algo algo);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

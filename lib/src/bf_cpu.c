@@ -1,0 +1,217 @@
+/*
+ * bf_cpu.c - exact kNN on the CPU (notes/algorithms.md section 1).
+ *
+ * Queries are cut into blocks of QB rows and, when there are too few
+ * queries to keep every thread busy, the base set into slices.  Each
+ * (query block, slice) work item walks its slice in blocks of BB rows:
+ * one single-threaded sgemm gives the QB x BB dot products, from which a
+ * ranking key (||x||^2 - 2 q.x for the L2 family, -q.x for inner product,
+ * -q.x/|x| for cosine) is filtered against each query's current bound and
+ * pushed into a bounded heap of k + 16 candidates.  Finally the candidates
+ * of every slice are re-ranked with exact double-precision distances on
+ * the original values and sorted by (distance, id), so that integer data
+ * ranks exactly and the GEMM's rounding never decides the answer.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_ops.h"
+#include "internal.h"
+
+enum { QB = 64, BB = 512, RERANK_PAD = 16 };
+
+typedef struct cand {
+    double key;   /* smaller is better */
+    int64_t id;
+} cand;
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->key < y->key) return -1;
+    if (x->key > y->key) return 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Fill scores (qb x bb, ld bb) with ranking keys of queries qf vs rows [b0, b0+bb). */
+static void block_keys(const ann_bf_view *ix, const float *qf, int64_t qb, int64_t b0, int64_t bb,
+                       float *xbuf, float *scores)
+{
+    const int64_t d = ix->dim;
+    const float *xb;
+    int64_t ldx = d;
+    if (ix->dtype == ANN_DTYPE_F32) {
+        xb = (const float *)((const char *)ix->data + b0 * ix->stride);
+        ldx = ix->stride / 4;
+    } else {
+        for (int64_t j = 0; j < bb; j++)
+            ann_row_to_f32((const char *)ix->data + (b0 + j) * ix->stride, ix->dtype, d, xbuf + j * d);
+        xb = xbuf;
+    }
+    if (ix->metric == ANN_METRIC_L1) {
+        for (int64_t i = 0; i < qb; i++)
+            for (int64_t j = 0; j < bb; j++)
+                scores[i * bb + j] = ann_l1_f32(qf + i * d, xb + j * ldx, d);
+        return;
+    }
+    ann_gemm_abt(qb, bb, d, qf, d, xb, ldx, scores, bb);
+    const float *nrm = ix->norms ? ix->norms + b0 : NULL;
+    for (int64_t i = 0; i < qb; i++) {
+        float *s = scores + i * bb;
+        switch (ix->metric) {
+        case ANN_METRIC_SQEUCLIDEAN:
+        case ANN_METRIC_EUCLIDEAN:
+#pragma omp simd
+            for (int64_t j = 0; j < bb; j++)
+                s[j] = nrm[j] - 2.0f * s[j];
+            break;
+        case ANN_METRIC_COSINE:
+#pragma omp simd
+            for (int64_t j = 0; j < bb; j++)
+                s[j] = nrm[j] > 0 ? -s[j] / nrm[j] : 0.0f;
+            break;
+        default: /* inner product */
+#pragma omp simd
+            for (int64_t j = 0; j < bb; j++)
+                s[j] = -s[j];
+            break;
+        }
+    }
+}
+
+ann_status ann_cpu_bf_search(const ann_bf_view *ix, const ann_matrix *q, int64_t k, int n_threads,
+                             int64_t *ids, float *dist)
+{
+    const int64_t nq = q->rows, d = ix->dim, n = ix->rows;
+    const int nt = ann_threads(n_threads);
+    const int64_t kk = k + RERANK_PAD < n ? k + RERANK_PAD : n;
+    if ((ix->metric == ANN_METRIC_SQEUCLIDEAN || ix->metric == ANN_METRIC_EUCLIDEAN ||
+         ix->metric == ANN_METRIC_COSINE) && !ix->norms)
+        return ann_set_error(ANN_ERR_INTERNAL, "brute force: index has no norms");
+
+    /* Enough query blocks for every thread, or else split the base set. */
+    const int64_t n_qblocks = (nq + QB - 1) / QB;
+    int64_t n_slices = n_qblocks >= 4 * nt ? 1 : nt;
+    if (n_slices > (n + BB - 1) / BB)
+        n_slices = (n + BB - 1) / BB;
+    if (n_slices < 1)
+        n_slices = 1;
+    const int64_t slice_rows = (n + n_slices - 1) / n_slices;
+
+    ann_status st = ANN_OK;
+    float *qf = malloc((size_t)nq * d * sizeof(float) + 1);
+    float *rkey = malloc((size_t)n_slices * nq * kk * sizeof(float) + 1);
+    int64_t *rid = malloc((size_t)n_slices * nq * kk * sizeof(int64_t) + 1);
+    int *rcount = calloc((size_t)n_slices * nq + 1, sizeof(int));
+    if (!qf || !rkey || !rid || !rcount) {
+        st = ann_set_error(ANN_ERR_NOMEM, "brute force: out of memory for %lld queries x %lld candidates",
+                           (long long)nq, (long long)kk);
+        goto cleanup;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < nq; i++)
+        ann_row_to_f32(ann_matrix_row(q, i), q->dtype, d, qf + i * d);
+
+    if (kk > 0) {
+        int failed = 0;
+#pragma omp parallel num_threads(nt)
+        {
+            float *scores = malloc((size_t)QB * BB * sizeof(float));
+            float *xbuf = ix->dtype == ANN_DTYPE_F32 ? NULL : malloc((size_t)BB * d * sizeof(float));
+            ann_topk *heaps = malloc(QB * sizeof(ann_topk));
+            if (!scores || !heaps || (ix->dtype != ANN_DTYPE_F32 && !xbuf)) {
+#pragma omp atomic write
+                failed = 1;
+            }
+#pragma omp for schedule(dynamic, 1) collapse(2)
+            for (int64_t qbi = 0; qbi < n_qblocks; qbi++) {
+                for (int64_t s = 0; s < n_slices; s++) {
+                    if (failed)
+                        continue;
+                    const int64_t q0 = qbi * QB, qb = nq - q0 < QB ? nq - q0 : QB;
+                    const int64_t lo = s * slice_rows, hi = lo + slice_rows < n ? lo + slice_rows : n;
+                    for (int64_t i = 0; i < qb; i++) {
+                        size_t off = ((size_t)s * nq + q0 + i) * kk;
+                        ann_topk_init(&heaps[i], rkey + off, rid + off, (int)kk);
+                    }
+                    for (int64_t b0 = lo; b0 < hi; b0 += BB) {
+                        const int64_t bb = hi - b0 < BB ? hi - b0 : BB;
+                        block_keys(ix, qf + q0 * d, qb, b0, bb, xbuf, scores);
+                        for (int64_t i = 0; i < qb; i++) {
+                            ann_topk *h = &heaps[i];
+                            const float *sc = scores + i * bb;
+                            float bound = ann_topk_bound(h);
+                            for (int64_t j = 0; j < bb; j++) {
+                                if (sc[j] < bound) {
+                                    ann_topk_push(h, sc[j], b0 + j);
+                                    bound = ann_topk_bound(h);
+                                }
+                            }
+                        }
+                    }
+                    for (int64_t i = 0; i < qb; i++)
+                        rcount[(size_t)s * nq + q0 + i] = heaps[i].n;
+                }
+            }
+            free(scores);
+            free(xbuf);
+            free(heaps);
+        }
+        if (failed) {
+            st = ann_set_error(ANN_ERR_NOMEM, "brute force: out of memory for work buffers");
+            goto cleanup;
+        }
+    }
+
+    /* Exact re-rank of every slice's candidates, then the best k. */
+    {
+        int failed = 0;
+#pragma omp parallel num_threads(nt)
+        {
+            cand *c = malloc((size_t)(n_slices * kk + 1) * sizeof(cand));
+            if (!c) {
+#pragma omp atomic write
+                failed = 1;
+            }
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < nq; i++) {
+                if (!c)
+                    continue;
+                int64_t m = 0;
+                for (int64_t s = 0; s < n_slices; s++) {
+                    size_t off = ((size_t)s * nq + i) * kk;
+                    for (int j = 0; j < rcount[(size_t)s * nq + i]; j++) {
+                        int64_t id = rid[off + j];
+                        double v = ann_exact_dist(ix->metric, qf + i * d,
+                                                  (const char *)ix->data + id * ix->stride, ix->dtype, d);
+                        c[m].key = ix->metric == ANN_METRIC_INNER_PRODUCT ? -v : v;
+                        c[m].id = id;
+                        m++;
+                    }
+                }
+                qsort(c, (size_t)m, sizeof(cand), cand_cmp);
+                for (int64_t j = 0; j < k; j++) {
+                    if (j < m) {
+                        ids[i * k + j] = c[j].id;
+                        dist[i * k + j] =
+                            (float)(ix->metric == ANN_METRIC_INNER_PRODUCT ? -c[j].key : c[j].key);
+                    } else {
+                        ids[i * k + j] = -1;
+                        dist[i * k + j] = ann_metric_worst(ix->metric);
+                    }
+                }
+            }
+            free(c);
+        }
+        if (failed)
+            st = ann_set_error(ANN_ERR_NOMEM, "brute force: out of memory for re-ranking");
+    }
+
+cleanup:
+    free(qf);
+    free(rkey);
+    free(rid);
+    free(rcount);
+    return st;
+}

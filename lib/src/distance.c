@@ -1,0 +1,182 @@
+/*
+ * distance.c - CPU distance kernels, row conversion, norms and the GEMM
+ * wrapper.  The float kernels are compiled for AVX-512, AVX2 and a
+ * baseline and picked at load time (gcc target_clones); `omp simd`
+ * reductions let the compiler reassociate sums into vector lanes.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ANN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ANN_CLONES
+#endif
+
+ANN_CLONES float ann_dot_f32(const float *a, const float *b, int64_t d)
+{
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < d; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+ANN_CLONES float ann_l2sq_f32(const float *a, const float *b, int64_t d)
+{
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < d; j++) {
+        float t = a[j] - b[j];
+        s += t * t;
+    }
+    return s;
+}
+
+ANN_CLONES float ann_l1_f32(const float *a, const float *b, int64_t d)
+{
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < d; j++)
+        s += fabsf(a[j] - b[j]);
+    return s;
+}
+
+ANN_CLONES void ann_dot_rows_f32(const float *q, const float *x, int64_t n, int64_t d, int64_t ld, float *out)
+{
+    int64_t i = 0;
+    /* four rows at a time: the query is loaded once per four rows */
+    for (; i + 4 <= n; i += 4) {
+        const float *x0 = x + i * ld, *x1 = x0 + ld, *x2 = x1 + ld, *x3 = x2 + ld;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        for (int64_t j = 0; j < d; j++) {
+            s0 += q[j] * x0[j];
+            s1 += q[j] * x1[j];
+            s2 += q[j] * x2[j];
+            s3 += q[j] * x3[j];
+        }
+        out[i] = s0;
+        out[i + 1] = s1;
+        out[i + 2] = s2;
+        out[i + 3] = s3;
+    }
+    for (; i < n; i++) {
+        float s = 0;
+        const float *xi = x + i * ld;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < d; j++)
+            s += q[j] * xi[j];
+        out[i] = s;
+    }
+}
+
+void ann_row_to_f32(const void *src, ann_dtype t, int64_t d, float *dst)
+{
+    switch (t) {
+    case ANN_DTYPE_F32: memcpy(dst, src, (size_t)d * 4); break;
+    case ANN_DTYPE_U8:
+        for (int64_t j = 0; j < d; j++)
+            dst[j] = ((const uint8_t *)src)[j];
+        break;
+    case ANN_DTYPE_I8:
+        for (int64_t j = 0; j < d; j++)
+            dst[j] = ((const int8_t *)src)[j];
+        break;
+    case ANN_DTYPE_F16:
+        for (int64_t j = 0; j < d; j++)
+            dst[j] = ann_f16_to_f32(((const uint16_t *)src)[j]);
+        break;
+    default:
+        for (int64_t j = 0; j < d; j++)
+            dst[j] = 0;
+        break;
+    }
+}
+
+static inline double elem(const void *x, ann_dtype t, int64_t j)
+{
+    switch (t) {
+    case ANN_DTYPE_F32: return ((const float *)x)[j];
+    case ANN_DTYPE_U8: return ((const uint8_t *)x)[j];
+    case ANN_DTYPE_I8: return ((const int8_t *)x)[j];
+    case ANN_DTYPE_F16: return ann_f16_to_f32(((const uint16_t *)x)[j]);
+    default: return 0;
+    }
+}
+
+double ann_exact_dist(ann_metric m, const float *q, const void *x, ann_dtype t, int64_t d)
+{
+    double s = 0, qq = 0, xx = 0;
+    switch (m) {
+    case ANN_METRIC_SQEUCLIDEAN:
+    case ANN_METRIC_EUCLIDEAN:
+        if (t == ANN_DTYPE_F32) {
+            const float *xf = x;
+            for (int64_t j = 0; j < d; j++) {
+                double u = (double)q[j] - xf[j];
+                s += u * u;
+            }
+        } else {
+            for (int64_t j = 0; j < d; j++) {
+                double u = (double)q[j] - elem(x, t, j);
+                s += u * u;
+            }
+        }
+        return m == ANN_METRIC_EUCLIDEAN ? sqrt(s) : s;
+    case ANN_METRIC_INNER_PRODUCT:
+        for (int64_t j = 0; j < d; j++)
+            s += (double)q[j] * elem(x, t, j);
+        return s;
+    case ANN_METRIC_COSINE:
+        for (int64_t j = 0; j < d; j++) {
+            double v = elem(x, t, j);
+            s += (double)q[j] * v;
+            qq += (double)q[j] * q[j];
+            xx += v * v;
+        }
+        return (qq > 0 && xx > 0) ? 1.0 - s / (sqrt(qq) * sqrt(xx)) : 1.0;
+    case ANN_METRIC_L1:
+        for (int64_t j = 0; j < d; j++)
+            s += fabs((double)q[j] - elem(x, t, j));
+        return s;
+    case ANN_METRIC_HAMMING:
+        break;
+    }
+    return 0;
+}
+
+void ann_row_norms(const void *data, ann_dtype t, int64_t rows, int64_t d, int64_t stride, bool norm_sqrt,
+                   float *out, int n_threads)
+{
+#pragma omp parallel num_threads(ann_threads(n_threads))
+    {
+        float *buf = malloc((size_t)d * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < rows; i++) {
+            const char *r = (const char *)data + i * stride;
+            const float *f = (const float *)r;
+            if (t != ANN_DTYPE_F32 && buf) {
+                ann_row_to_f32(r, t, d, buf);
+                f = buf;
+            }
+            double s = 0;
+            for (int64_t j = 0; j < d; j++)
+                s += (double)f[j] * f[j];
+            out[i] = (float)(norm_sqrt ? sqrt(s) : s);
+        }
+        free(buf);
+    }
+}
+
+void ann_gemm_abt(int64_t m, int64_t n, int64_t kd, const float *a, int64_t lda, const float *b, int64_t ldb,
+                  float *c, int64_t ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)kd, 1.0f, a, (int)lda, b,
+                (int)ldb, 0.0f, c, (int)ldc);
+}

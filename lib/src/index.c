@@ -1,0 +1,829 @@
+/*
+ * index.c - the ann_index handle: build, extend, search, save and load
+ * for brute_force and ivf_flat, routed through the backend tables.
+ *
+ * An index's arrays are either heap-owned (after build or extend) or point
+ * into the memory mapping of a loaded file (raw sections are used in
+ * place).  Container sections (man/ann-index.5):
+ *   both      meta (key=value text), data (rows x dim, dtype), norms (f32)
+ *   brute_force  ids (i64 rows; only when ids are not 0..rows-1)
+ *   ivf_flat  centers (n_lists x dim f32), center_norms (f32 n_lists),
+ *             list_offsets (i64 n_lists+1), list_ids (i64 rows);
+ *             data and norms are packed by list.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stddef.h>
+
+#include "ann/brute_force.h"
+#include "ann/index.h"
+#include "ann/ivf_flat.h"
+#include "backend_ops.h"
+#include "internal.h"
+#include "matrix_owner.h"
+
+struct ann_index {
+    ann_algo algo;
+    ann_metric metric;
+    ann_dtype dtype;
+    int64_t rows, dim;
+    ann_container *file;      /* non-NULL when arrays point into a mapping */
+    void *data;               /* rows x dim (ivf_flat: packed by list) */
+    float *norms;             /* rows, or NULL (inner product, l1) */
+    int64_t *ids;             /* brute_force: NULL = identity; ivf_flat: list_ids */
+    /* ivf_flat */
+    ann_ivf_flat_params ivf;
+    float *centers;
+    float *center_norms;
+    int64_t *list_offsets;
+    /* device copies made by a backend */
+    void *device_cache;
+    const ann_backend_ops *cache_ops;
+};
+
+/* ------------------------- parameter tables ------------------------- */
+
+void ann_brute_force_params_init(ann_brute_force_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->metric = ANN_METRIC_SQEUCLIDEAN;
+}
+
+void ann_brute_force_search_params_init(ann_brute_force_search_params *p)
+{
+    memset(p, 0, sizeof *p);
+}
+
+const ann_param_desc *ann_brute_force_param_table(size_t *n)
+{
+    *n = 0;
+    return NULL;
+}
+
+const ann_param_desc *ann_brute_force_search_param_table(size_t *n)
+{
+    *n = 0;
+    return NULL;
+}
+
+void ann_ivf_flat_params_init(ann_ivf_flat_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->metric = ANN_METRIC_SQEUCLIDEAN;
+    p->n_lists = 1024;
+    p->kmeans_n_iters = 20;
+    p->kmeans_trainset_fraction = 0.5f;
+    p->max_train_points_per_cluster = 256;
+    p->adaptive_centers = false;
+}
+
+void ann_ivf_flat_search_params_init(ann_ivf_flat_search_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->n_probes = 20;
+    p->max_codes = 0;
+    p->search_mode = ANN_IVF_SEARCH_AUTO;
+}
+
+static const ann_param_desc ivf_flat_build_table[] = {
+    {"n_lists", ANN_PARAM_INT32, offsetof(ann_ivf_flat_params, n_lists), 1, 1 << 24, NULL,
+     "number of inverted lists (k-means clusters); needs rows >= n_lists"},
+    {"kmeans_n_iters", ANN_PARAM_INT32, offsetof(ann_ivf_flat_params, kmeans_n_iters), 1, 1000, NULL,
+     "balanced k-means iterations"},
+    {"kmeans_trainset_fraction", ANN_PARAM_FLOAT, offsetof(ann_ivf_flat_params, kmeans_trainset_fraction), 1e-6,
+     1, NULL, "fraction of the rows (strided) used to train k-means"},
+    {"max_train_points_per_cluster", ANN_PARAM_INT32,
+     offsetof(ann_ivf_flat_params, max_train_points_per_cluster), 0, 1 << 30, NULL,
+     "cap on training rows per list (0 = no cap)"},
+    {"adaptive_centers", ANN_PARAM_BOOL, offsetof(ann_ivf_flat_params, adaptive_centers), 0, 1, NULL,
+     "let centers follow the mean of their lists when vectors are added"},
+};
+
+static const ann_param_desc ivf_flat_search_table[] = {
+    {"n_probes", ANN_PARAM_INT32, offsetof(ann_ivf_flat_search_params, n_probes), 1, 1 << 24, NULL,
+     "lists scanned per query (clamped to n_lists)"},
+    {"max_codes", ANN_PARAM_INT64, offsetof(ann_ivf_flat_search_params, max_codes), 0, 9.0e18, NULL,
+     "stop after scanning this many vectors per query, nearest lists first (0 = no cap)"},
+    {"search_mode", ANN_PARAM_ENUM, offsetof(ann_ivf_flat_search_params, search_mode), 0, 2,
+     "matrix|csr|auto", "matrix: per-query scan; csr: per-list GEMM; auto: csr for large batches"},
+};
+
+const ann_param_desc *ann_ivf_flat_param_table(size_t *n)
+{
+    *n = sizeof ivf_flat_build_table / sizeof ivf_flat_build_table[0];
+    return ivf_flat_build_table;
+}
+
+const ann_param_desc *ann_ivf_flat_search_param_table(size_t *n)
+{
+    *n = sizeof ivf_flat_search_table / sizeof ivf_flat_search_table[0];
+    return ivf_flat_search_table;
+}
+
+static void bf_init_v(void *p) { ann_brute_force_params_init(p); }
+static void bf_sinit_v(void *p) { ann_brute_force_search_params_init(p); }
+static void ivf_init_v(void *p) { ann_ivf_flat_params_init(p); }
+static void ivf_sinit_v(void *p) { ann_ivf_flat_search_params_init(p); }
+
+static const ann_algo_desc algo_descs[] = {
+    {ANN_ALGO_BRUTE_FORCE, "brute_force", sizeof(ann_brute_force_params),
+     sizeof(ann_brute_force_search_params), bf_init_v, bf_sinit_v, ann_brute_force_param_table,
+     ann_brute_force_search_param_table, offsetof(ann_brute_force_params, metric)},
+    {ANN_ALGO_IVF_FLAT, "ivf_flat", sizeof(ann_ivf_flat_params), sizeof(ann_ivf_flat_search_params), ivf_init_v,
+     ivf_sinit_v, ann_ivf_flat_param_table, ann_ivf_flat_search_param_table,
+     offsetof(ann_ivf_flat_params, metric)},
+};
+
+const ann_algo_desc *ann_algo_describe(ann_algo algo)
+{
+    for (size_t i = 0; i < sizeof algo_descs / sizeof algo_descs[0]; i++)
+        if (algo_descs[i].algo == algo)
+            return &algo_descs[i];
+    return NULL;
+}
+
+/* ------------------------------ helpers ----------------------------- */
+
+static bool metric_has_norms(ann_metric m)
+{
+    return m == ANN_METRIC_SQEUCLIDEAN || m == ANN_METRIC_EUCLIDEAN || m == ANN_METRIC_COSINE;
+}
+
+static bool vector_dtype(ann_dtype t)
+{
+    return t == ANN_DTYPE_F32 || t == ANN_DTYPE_F16 || t == ANN_DTYPE_I8 || t == ANN_DTYPE_U8;
+}
+
+static ann_status check_metric(ann_metric m)
+{
+    switch (m) {
+    case ANN_METRIC_SQEUCLIDEAN:
+    case ANN_METRIC_EUCLIDEAN:
+    case ANN_METRIC_INNER_PRODUCT:
+    case ANN_METRIC_COSINE:
+    case ANN_METRIC_L1:
+        return ANN_OK;
+    case ANN_METRIC_HAMMING:
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "metric hamming is not available for indexes yet");
+    }
+    return ann_set_error(ANN_ERR_INVALID_ARG, "unknown metric %d", (int)m);
+}
+
+static void drop_cache(ann_index *ix)
+{
+    if (ix->device_cache && ix->cache_ops && ix->cache_ops->cache_free)
+        ix->cache_ops->cache_free(ix->device_cache);
+    ix->device_cache = NULL;
+    ix->cache_ops = NULL;
+}
+
+static void free_arrays(ann_index *ix)
+{
+    if (!ix->file) {
+        free(ix->data);
+        free(ix->norms);
+        free(ix->ids);
+        free(ix->centers);
+        free(ix->center_norms);
+        free(ix->list_offsets);
+    }
+    ann_container_close(ix->file);
+    ix->file = NULL;
+    ix->data = ix->norms = NULL;
+    ix->ids = ix->list_offsets = NULL;
+    ix->centers = ix->center_norms = NULL;
+}
+
+void ann_index_free(ann_index *ix)
+{
+    if (!ix)
+        return;
+    drop_cache(ix);
+    free_arrays(ix);
+    free(ix);
+}
+
+static void *dup_bytes(const void *src, size_t n)
+{
+    void *p = ann_aligned_calloc(n);
+    if (p && n)
+        memcpy(p, src, n);
+    return p;
+}
+
+/* Give a loaded (mapped) index heap copies of its arrays, so it can change. */
+static ann_status materialize(ann_index *ix)
+{
+    if (!ix->file)
+        return ANN_OK;
+    const size_t rb = (size_t)ix->dim * ann_dtype_size(ix->dtype);
+    void *data = dup_bytes(ix->data, rb * ix->rows);
+    float *norms = ix->norms ? dup_bytes(ix->norms, 4 * (size_t)ix->rows) : NULL;
+    int64_t *ids = ix->ids ? dup_bytes(ix->ids, 8 * (size_t)ix->rows) : NULL;
+    float *centers = NULL, *cn = NULL;
+    int64_t *lo = NULL;
+    if (ix->algo == ANN_ALGO_IVF_FLAT) {
+        centers = dup_bytes(ix->centers, 4 * (size_t)ix->ivf.n_lists * ix->dim);
+        cn = dup_bytes(ix->center_norms, 4 * (size_t)ix->ivf.n_lists);
+        lo = dup_bytes(ix->list_offsets, 8 * ((size_t)ix->ivf.n_lists + 1));
+    }
+    if (!data || (ix->norms && !norms) || (ix->ids && !ids) ||
+        (ix->algo == ANN_ALGO_IVF_FLAT && (!centers || !cn || !lo))) {
+        free(data);
+        free(norms);
+        free(ids);
+        free(centers);
+        free(cn);
+        free(lo);
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory copying the index");
+    }
+    ann_container_close(ix->file);
+    ix->file = NULL;
+    ix->data = data;
+    ix->norms = norms;
+    ix->ids = ids;
+    ix->centers = centers;
+    ix->center_norms = cn;
+    ix->list_offsets = lo;
+    return ANN_OK;
+}
+
+static void progress(ann_exec *ex, const char *phase, int64_t done, int64_t total)
+{
+    if (ex && ex->progress)
+        ex->progress(ex->progress_user, phase, done, total);
+}
+
+/* Norms in the convention of ann_bf_view.norms (squared, or plain for cosine). */
+static ann_status compute_norms(const void *data, ann_dtype t, int64_t rows, int64_t dim, ann_metric m, int nt,
+                                float **out)
+{
+    *out = NULL;
+    if (!metric_has_norms(m))
+        return ANN_OK;
+    float *n = ann_aligned_calloc(4 * (size_t)rows);
+    if (!n)
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory for %lld norms", (long long)rows);
+    ann_row_norms(data, t, rows, dim, dim * (int64_t)ann_dtype_size(t), m == ANN_METRIC_COSINE, n, nt);
+    *out = n;
+    return ANN_OK;
+}
+
+/* Copy a possibly strided matrix into a new contiguous block. */
+static void *copy_rows(const ann_matrix *m)
+{
+    const size_t rb = (size_t)m->cols * ann_dtype_size(m->dtype);
+    char *p = ann_aligned_calloc(rb * (size_t)m->rows);
+    if (!p)
+        return NULL;
+    for (int64_t i = 0; i < m->rows; i++)
+        memcpy(p + i * rb, ann_matrix_row(m, i), rb);
+    return p;
+}
+
+/* ------------------------------ IVF-Flat ---------------------------- */
+
+/*
+ * Put all rows (old packed rows + new rows with their labels and ids) into
+ * a fresh packed layout: a counting sort by list, stable in row order.
+ */
+static ann_status ivf_repack(ann_index *ix, const ann_matrix *add, const int32_t *add_labels,
+                             const int64_t *add_ids, int nt)
+{
+    const int32_t L = ix->ivf.n_lists;
+    const int64_t old = ix->rows, nadd = add ? add->rows : 0, total = old + nadd;
+    const size_t rb = (size_t)ix->dim * ann_dtype_size(ix->dtype);
+    int64_t *lo = ann_aligned_calloc(8 * ((size_t)L + 1));
+    int64_t *pos = ann_aligned_calloc(8 * (size_t)L);
+    char *data = ann_aligned_calloc(rb * (size_t)total);
+    int64_t *ids = ann_aligned_calloc(8 * (size_t)total);
+    if (!lo || !pos || !data || !ids) {
+        free(lo);
+        free(pos);
+        free(data);
+        free(ids);
+        return ann_set_error(ANN_ERR_NOMEM, "ivf_flat: out of memory packing %lld rows", (long long)total);
+    }
+    for (int32_t l = 0; l < L; l++) {
+        int64_t old_sz = ix->list_offsets ? ix->list_offsets[l + 1] - ix->list_offsets[l] : 0;
+        lo[l + 1] = old_sz;
+    }
+    for (int64_t i = 0; i < nadd; i++)
+        lo[add_labels[i] + 1]++;
+    for (int32_t l = 0; l < L; l++)
+        lo[l + 1] += lo[l];
+    for (int32_t l = 0; l < L; l++) {
+        int64_t o0 = ix->list_offsets ? ix->list_offsets[l] : 0;
+        int64_t sz = ix->list_offsets ? ix->list_offsets[l + 1] - o0 : 0;
+        if (sz) {
+            memcpy(data + lo[l] * rb, (char *)ix->data + o0 * rb, (size_t)sz * rb);
+            memcpy(ids + lo[l], ix->ids + o0, (size_t)sz * 8);
+        }
+        pos[l] = lo[l] + sz;
+    }
+    for (int64_t i = 0; i < nadd; i++) {
+        int64_t p = pos[add_labels[i]]++;
+        memcpy(data + p * rb, ann_matrix_row(add, i), rb);
+        ids[p] = add_ids[i];
+    }
+    free(pos);
+    float *norms = NULL;
+    ann_status st = compute_norms(data, ix->dtype, total, ix->dim, ix->metric, nt, &norms);
+    if (st != ANN_OK) {
+        free(lo);
+        free(data);
+        free(ids);
+        return st;
+    }
+    free(ix->data);
+    free(ix->ids);
+    free(ix->norms);
+    free(ix->list_offsets);
+    ix->data = data;
+    ix->ids = ids;
+    ix->norms = norms;
+    ix->list_offsets = lo;
+    ix->rows = total;
+    return ANN_OK;
+}
+
+static ann_status center_norms_update(ann_index *ix)
+{
+    const int32_t L = ix->ivf.n_lists;
+    if (!ix->center_norms) {
+        ix->center_norms = ann_aligned_calloc(4 * (size_t)L);
+        if (!ix->center_norms)
+            return ann_set_error(ANN_ERR_NOMEM, "out of memory");
+    }
+    for (int32_t l = 0; l < L; l++)
+        ix->center_norms[l] = ann_dot_f32(ix->centers + (int64_t)l * ix->dim, ix->centers + (int64_t)l * ix->dim,
+                                          ix->dim);
+    return ANN_OK;
+}
+
+static ann_status ivf_add(ann_index *ix, const ann_matrix *data, const int64_t *ids, ann_exec *ex)
+{
+    const int nt = ex->n_threads;
+    const ann_backend_ops *ops;
+    ann_status st = ann_backend_select(ex, ANN_OP_KMEANS_PREDICT, data->dtype, ix->metric, &ops);
+    if (st != ANN_OK)
+        return st;
+    int32_t *labels = malloc((size_t)data->rows * sizeof(int32_t) + 1);
+    if (!labels)
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory for %lld labels", (long long)data->rows);
+    progress(ex, "assign", 0, data->rows);
+    st = ops->kmeans_predict(ix->metric, ix->centers, ix->ivf.n_lists, data, nt, labels);
+    progress(ex, "assign", data->rows, data->rows);
+    if (st == ANN_OK && ix->ivf.adaptive_centers) {
+        /* running means: c <- (c * old_size + sum new) / (old_size + new_count) */
+        const int32_t L = ix->ivf.n_lists;
+        const int64_t d = ix->dim;
+        double *acc = calloc((size_t)L * d, sizeof(double));
+        int64_t *cnt = calloc((size_t)L, sizeof(int64_t));
+        float *row = malloc((size_t)d * sizeof(float));
+        if (!acc || !cnt || !row) {
+            st = ann_set_error(ANN_ERR_NOMEM, "out of memory");
+        } else {
+            for (int64_t i = 0; i < data->rows; i++) {
+                ann_row_to_f32(ann_matrix_row(data, i), data->dtype, d, row);
+                for (int64_t j = 0; j < d; j++)
+                    acc[(int64_t)labels[i] * d + j] += row[j];
+                cnt[labels[i]]++;
+            }
+            for (int32_t l = 0; l < L; l++) {
+                if (!cnt[l])
+                    continue;
+                int64_t old = ix->list_offsets ? ix->list_offsets[l + 1] - ix->list_offsets[l] : 0;
+                for (int64_t j = 0; j < d; j++) {
+                    float *c = &ix->centers[(int64_t)l * d + j];
+                    *c = (float)(((double)*c * old + acc[(int64_t)l * d + j]) / (double)(old + cnt[l]));
+                }
+            }
+            st = center_norms_update(ix);
+        }
+        free(acc);
+        free(cnt);
+        free(row);
+    }
+    if (st == ANN_OK)
+        st = ivf_repack(ix, data, labels, ids, nt);
+    free(labels);
+    return st;
+}
+
+static ann_status ivf_build(ann_index *ix, const ann_ivf_flat_params *p, const ann_matrix *data, ann_exec *ex)
+{
+    const int64_t n = data->rows;
+    if (n < p->n_lists)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "ivf_flat: %lld rows are fewer than n_lists = %d",
+                             (long long)n, (int)p->n_lists);
+    if (p->metric == ANN_METRIC_COSINE && data->cols < 2)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "ivf_flat: cosine needs dim > 1");
+    /* strided training subset (notes/algorithms.md 2.2) */
+    int64_t n_train = (int64_t)((double)p->kmeans_trainset_fraction * (double)n);
+    if (p->max_train_points_per_cluster > 0 && n_train > (int64_t)p->n_lists * p->max_train_points_per_cluster)
+        n_train = (int64_t)p->n_lists * p->max_train_points_per_cluster;
+    if (n_train < p->n_lists)
+        n_train = p->n_lists;
+    int64_t ratio = n / n_train > 1 ? n / n_train : 1;
+    ann_matrix train = *data;
+    train.owner = NULL;
+    train.rows = n / ratio;
+    train.stride = data->stride * ratio;
+
+    ix->centers = ann_aligned_calloc(4 * (size_t)p->n_lists * data->cols);
+    if (!ix->centers)
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory for %d centers", (int)p->n_lists);
+    const ann_backend_ops *ops;
+    ann_status st = ann_backend_select(ex, ANN_OP_KMEANS_FIT, data->dtype, p->metric, &ops);
+    if (st != ANN_OK)
+        return st;
+    ann_kmeans_params kp = {p->metric, p->n_lists, p->kmeans_n_iters, ex->seed};
+    progress(ex, "kmeans", 0, 1);
+    st = ops->kmeans_fit(&kp, &train, ex->n_threads, ix->centers);
+    progress(ex, "kmeans", 1, 1);
+    if (st == ANN_OK)
+        st = center_norms_update(ix);
+    if (st != ANN_OK)
+        return st;
+    if (ann_interrupted(ex))
+        return ann_set_error(ANN_ERR_INTERRUPTED, "interrupted");
+    int64_t *ids = malloc((size_t)n * sizeof(int64_t) + 1);
+    if (!ids)
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++)
+        ids[i] = i;
+    /* the stored flag must not move centers during the initial fill */
+    bool adaptive = ix->ivf.adaptive_centers;
+    ix->ivf.adaptive_centers = false;
+    st = ivf_add(ix, data, ids, ex);
+    ix->ivf.adaptive_centers = adaptive;
+    free(ids);
+    return st;
+}
+
+/* ------------------------------ public ------------------------------ */
+
+ann_status ann_index_build(ann_algo algo, const void *params, const ann_matrix *data, ann_exec *ex,
+                           ann_index **out)
+{
+    *out = NULL;
+    ann_exec dflt;
+    if (!ex) {
+        ann_exec_init(&dflt);
+        ex = &dflt;
+    }
+    const ann_algo_desc *desc = ann_algo_describe(algo);
+    if (!desc)
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "algorithm %s is not available in this build",
+                             ann_algo_name(algo));
+    if (data->loc != ANN_LOC_HOST || !vector_dtype(data->dtype))
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "dataset of dtype %s cannot be indexed (f32, f16, i8, u8)",
+                             ann_dtype_name(data->dtype));
+    if (data->rows < 1 || data->cols < 1)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "dataset is empty (%lld x %lld)", (long long)data->rows,
+                             (long long)data->cols);
+    union {
+        ann_brute_force_params bf;
+        ann_ivf_flat_params ivf;
+    } dp;
+    if (!params) {
+        desc->build_params_init(&dp);
+        params = &dp;
+    }
+    size_t nt;
+    const ann_param_desc *table = desc->build_table(&nt);
+    ann_status st = ann_params_check(table, nt, params);
+    if (st != ANN_OK)
+        return st;
+    ann_metric metric = *(const ann_metric *)((const char *)params + desc->metric_offset);
+    if ((st = check_metric(metric)) != ANN_OK)
+        return st;
+
+    ann_index *ix = calloc(1, sizeof *ix);
+    if (!ix)
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory");
+    ix->algo = algo;
+    ix->metric = metric;
+    ix->dtype = data->dtype;
+    ix->dim = data->cols;
+    if (algo == ANN_ALGO_BRUTE_FORCE) {
+        ix->rows = data->rows;
+        ix->data = copy_rows(data);
+        if (!ix->data)
+            st = ann_set_error(ANN_ERR_NOMEM, "out of memory copying %lld rows", (long long)data->rows);
+        else
+            st = compute_norms(ix->data, ix->dtype, ix->rows, ix->dim, metric, ex->n_threads, &ix->norms);
+    } else {
+        ix->ivf = *(const ann_ivf_flat_params *)params;
+        st = ivf_build(ix, &ix->ivf, data, ex);
+    }
+    if (st != ANN_OK) {
+        ann_index_free(ix);
+        return st;
+    }
+    *out = ix;
+    return ANN_OK;
+}
+
+ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t *ids, ann_exec *ex)
+{
+    ann_exec dflt;
+    if (!ex) {
+        ann_exec_init(&dflt);
+        ex = &dflt;
+    }
+    if (data->cols != ix->dim)
+        return ann_set_error(ANN_ERR_MISMATCH, "dimension %lld does not match index dimension %lld",
+                             (long long)data->cols, (long long)ix->dim);
+    if (data->dtype != ix->dtype)
+        return ann_set_error(ANN_ERR_MISMATCH, "dtype %s does not match index dtype %s",
+                             ann_dtype_name(data->dtype), ann_dtype_name(ix->dtype));
+    ann_status st = materialize(ix);
+    if (st != ANN_OK)
+        return st;
+    drop_cache(ix);
+    int64_t next = 0;
+    if (ix->ids) {
+        for (int64_t i = 0; i < ix->rows; i++)
+            if (ix->ids[i] + 1 > next)
+                next = ix->ids[i] + 1;
+    } else {
+        next = ix->rows;
+    }
+    int64_t *new_ids = malloc((size_t)data->rows * sizeof(int64_t) + 1);
+    if (!new_ids)
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < data->rows; i++)
+        new_ids[i] = ids ? ids[i] : next + i;
+    if (ix->algo == ANN_ALGO_IVF_FLAT) {
+        st = ivf_add(ix, data, new_ids, ex);
+        free(new_ids);
+        return st;
+    }
+    /* brute force: append rows (and an id map when ids are not the row numbers) */
+    const size_t rb = (size_t)ix->dim * ann_dtype_size(ix->dtype);
+    const int64_t total = ix->rows + data->rows;
+    bool identity = !ix->ids;
+    for (int64_t i = 0; i < data->rows && identity; i++)
+        identity = new_ids[i] == ix->rows + i;
+    char *nd = ann_aligned_calloc(rb * (size_t)total);
+    int64_t *nid = identity ? NULL : ann_aligned_calloc(8 * (size_t)total);
+    if (!nd || (!identity && !nid)) {
+        free(nd);
+        free(nid);
+        free(new_ids);
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory for %lld rows", (long long)total);
+    }
+    memcpy(nd, ix->data, rb * (size_t)ix->rows);
+    for (int64_t i = 0; i < data->rows; i++)
+        memcpy(nd + (ix->rows + i) * rb, ann_matrix_row(data, i), rb);
+    if (nid) {
+        for (int64_t i = 0; i < ix->rows; i++)
+            nid[i] = ix->ids ? ix->ids[i] : i;
+        memcpy(nid + ix->rows, new_ids, (size_t)data->rows * 8);
+    }
+    free(new_ids);
+    float *norms = NULL;
+    st = compute_norms(nd, ix->dtype, total, ix->dim, ix->metric, ex->n_threads, &norms);
+    if (st != ANN_OK) {
+        free(nd);
+        free(nid);
+        return st;
+    }
+    free(ix->data);
+    free(ix->norms);
+    free(ix->ids);
+    ix->data = nd;
+    ix->norms = norms;
+    ix->ids = nid;
+    ix->rows = total;
+    return ANN_OK;
+}
+
+ann_status ann_index_search(const ann_index *cix, const void *search_params, const ann_matrix *queries,
+                            int64_t k, ann_exec *ex, int64_t *ids, float *distances)
+{
+    ann_index *ix = (ann_index *)cix; /* only the device cache changes */
+    ann_exec dflt;
+    if (!ex) {
+        ann_exec_init(&dflt);
+        ex = &dflt;
+    }
+    if (k < 1)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "k = %lld: k must be at least 1", (long long)k);
+    if (queries->cols != ix->dim)
+        return ann_set_error(ANN_ERR_MISMATCH, "dimension %lld does not match index dimension %lld",
+                             (long long)queries->cols, (long long)ix->dim);
+    if (!vector_dtype(queries->dtype))
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "queries of dtype %s cannot be searched",
+                             ann_dtype_name(queries->dtype));
+    if (queries->rows == 0)
+        return ANN_OK;
+    const ann_algo_desc *desc = ann_algo_describe(ix->algo);
+    union {
+        ann_brute_force_search_params bf;
+        ann_ivf_flat_search_params ivf;
+    } sp;
+    if (!search_params) {
+        desc->search_params_init(&sp);
+        search_params = &sp;
+    }
+    size_t nt;
+    const ann_param_desc *table = desc->search_table(&nt);
+    ann_status st = ann_params_check(table, nt, search_params);
+    if (st != ANN_OK)
+        return st;
+    const ann_op op = ix->algo == ANN_ALGO_BRUTE_FORCE ? ANN_OP_BF_SEARCH : ANN_OP_IVF_FLAT_SEARCH;
+    const ann_backend_ops *ops;
+    if ((st = ann_backend_select(ex, op, ix->dtype, ix->metric, &ops)) != ANN_OK)
+        return st;
+    if (ix->cache_ops && ix->cache_ops != ops)
+        drop_cache(ix);
+    ix->cache_ops = ops;
+    if (ix->algo == ANN_ALGO_BRUTE_FORCE) {
+        ann_bf_view v = {ix->metric, ix->dtype, ix->rows, ix->dim, ix->data,
+                         ix->dim * (int64_t)ann_dtype_size(ix->dtype), ix->norms, &ix->device_cache};
+        st = ops->bf_search(&v, queries, k, ex->n_threads, ids, distances);
+        if (st == ANN_OK && ix->ids) {
+            int64_t total = queries->rows * k;
+            for (int64_t i = 0; i < total; i++)
+                if (ids[i] >= 0)
+                    ids[i] = ix->ids[ids[i]];
+        }
+    } else {
+        ann_ivf_flat_view v = {ix->metric, ix->dtype, ix->rows, ix->dim, ix->ivf.n_lists, ix->centers,
+                               ix->center_norms, ix->list_offsets, ix->ids, ix->data, ix->norms,
+                               &ix->device_cache};
+        st = ops->ivf_flat_search(&v, search_params, queries, k, ex->n_threads, ids, distances);
+    }
+    if (st == ANN_OK && ann_interrupted(ex))
+        st = ann_set_error(ANN_ERR_INTERRUPTED, "interrupted");
+    return st;
+}
+
+void ann_index_get_info(const ann_index *ix, ann_index_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->algo = ix->algo;
+    info->metric = ix->metric;
+    info->dtype = ix->dtype;
+    info->rows = ix->rows;
+    info->dim = ix->dim;
+    uint64_t bytes = (uint64_t)ix->rows * ix->dim * ann_dtype_size(ix->dtype);
+    if (ix->norms)
+        bytes += 4 * (uint64_t)ix->rows;
+    if (ix->ids)
+        bytes += 8 * (uint64_t)ix->rows;
+    if (ix->algo == ANN_ALGO_IVF_FLAT) {
+        info->n_lists = ix->ivf.n_lists;
+        bytes += (uint64_t)ix->ivf.n_lists * (4 * (uint64_t)ix->dim + 4 + 8) + 8;
+    }
+    info->memory_bytes = bytes;
+}
+
+/* ---------------------------- save / load --------------------------- */
+
+ann_status ann_index_save(const ann_index *ix, const char *path, bool compress, int n_threads)
+{
+    char meta[1024];
+    int len = snprintf(meta, sizeof meta, "annkit_version=%s\nalgo=%s\nmetric=%s\ndtype=%s\nrows=%lld\ndim=%lld\n",
+                       ann_version(), ann_algo_name(ix->algo), ann_metric_name(ix->metric),
+                       ann_dtype_name(ix->dtype), (long long)ix->rows, (long long)ix->dim);
+    if (ix->algo == ANN_ALGO_IVF_FLAT)
+        len += snprintf(meta + len, sizeof meta - (size_t)len,
+                        "n_lists=%d\nkmeans_n_iters=%d\nkmeans_trainset_fraction=%g\n"
+                        "max_train_points_per_cluster=%d\nadaptive_centers=%d\n",
+                        (int)ix->ivf.n_lists, (int)ix->ivf.kmeans_n_iters,
+                        (double)ix->ivf.kmeans_trainset_fraction, (int)ix->ivf.max_train_points_per_cluster,
+                        (int)ix->ivf.adaptive_centers);
+    ann_container_writer *w = NULL;
+    ann_status st = ann_container_writer_create(ANN_KIND_INDEX, ix->algo, ix->metric, ix->dtype, ix->rows,
+                                                ix->dim, &w);
+    if (st != ANN_OK)
+        return st;
+    const ann_codec codec = compress ? ANN_CODEC_ZSTD : ANN_CODEC_NONE;
+    const uint64_t rb = (uint64_t)ix->dim * ann_dtype_size(ix->dtype);
+    st = ann_container_add(w, "meta", meta, (uint64_t)len, ANN_CODEC_NONE);
+    if (st == ANN_OK)
+        st = ann_container_add(w, "data", ix->data, rb * (uint64_t)ix->rows, codec);
+    if (st == ANN_OK && ix->norms)
+        st = ann_container_add(w, "norms", ix->norms, 4 * (uint64_t)ix->rows, codec);
+    if (st == ANN_OK && ix->algo == ANN_ALGO_BRUTE_FORCE && ix->ids)
+        st = ann_container_add(w, "ids", ix->ids, 8 * (uint64_t)ix->rows, codec);
+    if (st == ANN_OK && ix->algo == ANN_ALGO_IVF_FLAT) {
+        const uint64_t L = (uint64_t)ix->ivf.n_lists;
+        st = ann_container_add(w, "centers", ix->centers, 4 * L * (uint64_t)ix->dim, codec);
+        if (st == ANN_OK)
+            st = ann_container_add(w, "center_norms", ix->center_norms, 4 * L, codec);
+        if (st == ANN_OK)
+            st = ann_container_add(w, "list_offsets", ix->list_offsets, 8 * (L + 1), codec);
+        if (st == ANN_OK)
+            st = ann_container_add(w, "list_ids", ix->ids, 8 * (uint64_t)ix->rows, codec);
+    }
+    if (st == ANN_OK)
+        st = ann_container_write(w, path, n_threads);
+    ann_container_writer_free(w);
+    return st;
+}
+
+ann_status ann_index_load(const char *path, ann_index **out)
+{
+    *out = NULL;
+    ann_container *c = NULL;
+    ann_status st = ann_container_open(path, &c);
+    if (st != ANN_OK)
+        return st;
+    const ann_container_info *h = ann_container_header(c);
+    if (h->kind != ANN_KIND_INDEX) {
+        ann_container_close(c);
+        return ann_set_error(ANN_ERR_FORMAT, "'%s': is a graph file, not an index", path);
+    }
+    if (h->algo != ANN_ALGO_BRUTE_FORCE && h->algo != ANN_ALGO_IVF_FLAT) {
+        ann_container_close(c);
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "'%s': %s indexes cannot be loaded by this build", path,
+                             ann_algo_name(h->algo));
+    }
+    if (!vector_dtype(h->dtype) || h->rows < 0 || h->dim < 1 || check_metric(h->metric) != ANN_OK) {
+        ann_container_close(c);
+        return ann_set_error(ANN_ERR_FORMAT, "'%s': invalid header (dtype %d, rows %lld, dim %lld, metric %d)",
+                             path, (int)h->dtype, (long long)h->rows, (long long)h->dim, (int)h->metric);
+    }
+    ann_index *ix = calloc(1, sizeof *ix);
+    if (!ix) {
+        ann_container_close(c);
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory");
+    }
+    ix->file = c;
+    ix->algo = h->algo;
+    ix->metric = h->metric;
+    ix->dtype = h->dtype;
+    ix->rows = h->rows;
+    ix->dim = h->dim;
+    const uint64_t rows = (uint64_t)h->rows;
+    const void *p;
+    const void *meta;
+    uint64_t meta_len;
+    st = ann_container_get(c, "meta", &meta, &meta_len);
+    if (st == ANN_OK)
+        st = ann_container_get_sized(c, "data", rows * (uint64_t)h->dim * ann_dtype_size(h->dtype), &p);
+    if (st == ANN_OK)
+        ix->data = (void *)p;
+    if (st == ANN_OK && metric_has_norms(h->metric)) {
+        st = ann_container_get_sized(c, "norms", 4 * rows, &p);
+        ix->norms = (float *)p;
+    }
+    if (st == ANN_OK && ix->algo == ANN_ALGO_BRUTE_FORCE && ann_container_has(c, "ids")) {
+        st = ann_container_get_sized(c, "ids", 8 * rows, &p);
+        ix->ids = (int64_t *)p;
+    }
+    if (st == ANN_OK && ix->algo == ANN_ALGO_IVF_FLAT) {
+        ann_ivf_flat_params_init(&ix->ivf);
+        ix->ivf.metric = h->metric;
+        int64_t v;
+        st = ann_meta_get_i64(meta, meta_len, "n_lists", path, &v);
+        if (st == ANN_OK && (v < 1 || v > (1 << 24)))
+            st = ann_set_error(ANN_ERR_FORMAT, "'%s': meta n_lists = %lld is out of range", path, (long long)v);
+        if (st == ANN_OK) {
+            ix->ivf.n_lists = (int32_t)v;
+            if (ann_meta_get_i64(meta, meta_len, "kmeans_n_iters", path, &v) == ANN_OK)
+                ix->ivf.kmeans_n_iters = (int32_t)v;
+            if (ann_meta_get_i64(meta, meta_len, "adaptive_centers", path, &v) == ANN_OK)
+                ix->ivf.adaptive_centers = v != 0;
+            ann_clear_error();
+        }
+        const uint64_t L = (uint64_t)ix->ivf.n_lists;
+        if (st == ANN_OK) {
+            st = ann_container_get_sized(c, "centers", 4 * L * (uint64_t)h->dim, &p);
+            ix->centers = (float *)p;
+        }
+        if (st == ANN_OK) {
+            st = ann_container_get_sized(c, "center_norms", 4 * L, &p);
+            ix->center_norms = (float *)p;
+        }
+        if (st == ANN_OK) {
+            st = ann_container_get_sized(c, "list_offsets", 8 * (L + 1), &p);
+            ix->list_offsets = (int64_t *)p;
+        }
+        if (st == ANN_OK) {
+            st = ann_container_get_sized(c, "list_ids", 8 * rows, &p);
+            ix->ids = (int64_t *)p;
+        }
+        /* offsets must be monotone from 0 to rows, or scans would read outside the data */
+        if (st == ANN_OK) {
+            bool ok = ix->list_offsets[0] == 0 && ix->list_offsets[L] == (int64_t)rows;
+            for (uint64_t l = 0; l < L && ok; l++)
+                ok = ix->list_offsets[l] <= ix->list_offsets[l + 1];
+            if (!ok)
+                st = ann_set_error(ANN_ERR_FORMAT, "'%s': section 'list_offsets' is not monotone from 0 to %lld",
+                                   path, (long long)rows);
+        }
+    }
+    if (st != ANN_OK) {
+        ann_index_free(ix);
+        return st;
+    }
+    *out = ix;
+    return ANN_OK;
+}

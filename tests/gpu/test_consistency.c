@@ -1,0 +1,463 @@
+/*
+ * test_consistency.c - the CPU-vs-CUDA consistency suite (DESIGN.md
+ * "Backends": ids equal except at near-ties, distances within tolerance,
+ * recall equal within 0.005).
+ *
+ * On seeded synthetic clustered data (20000 x 96 base rows, 2000 queries)
+ * in f32, f16, u8 and i8, for sqeuclidean, euclidean, inner_product and
+ * cosine, it checks:
+ *  - brute force, k = 1, 10, 100: CPU and CUDA return the same ids, except
+ *    where the two distances at that rank differ by < 1e-5 relative (a
+ *    near-tie); distances of equal ids within 1e-4 relative; a second CUDA
+ *    search (device cache reused) returns identical results;
+ *  - k > rows: ids -1 and the worst distance in the padding, on both;
+ *  - IVF-Flat on one index built on the CPU, n_probes 1, 8, 32 (and 32
+ *    with max_codes): recall against the exact results equal within 0.005;
+ *  - an IVF-Flat index built on CUDA (GPU k-means) against one built on
+ *    the CPU: recall at n_probes 32 within 0.01 (plus one hierarchical
+ *    k-means case, 512 lists);
+ *  - kmeans_predict on CPU and CUDA agree on >= 99.9 % of the rows.
+ * Prints one line per check; exits 77 (skipped) when the CUDA backend
+ * cannot run here (no plugin, no driver or no GPU), 1 on any failure.
+ *
+ * Environment: ANNKIT_CUDA_PLUGIN names the plugin (meson sets it);
+ * ANNKIT_GPU_TEST_QUICK=1 runs f32 and u8 only; ANNKIT_GPU_TEST_SELF=1
+ * runs the "CUDA" side on the CPU too (checks the harness itself on a
+ * machine without a GPU).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ann/ann.h"
+#include "backend_ops.h"
+
+static int failures;
+static int checks;
+static ann_device other = ANN_DEVICE_CUDA; /* the backend compared with the CPU */
+
+static const int64_t N = 20000, D = 96, NQ = 2000;
+
+/* ------------------------------ data -------------------------------- */
+
+static uint64_t rng;
+static double urand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+static double nrand(void)
+{
+    double u = urand(), v = urand();
+    if (u < 1e-300)
+        u = 1e-300;
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/*
+ * Clustered rows.  Integer dtypes: values 0..255 (i8: minus 128), exact
+ * in the dtype.  Float dtypes: centers in [-1, 1], gaussian noise 0.5.
+ */
+static void make_rows(float *x, int64_t n, int64_t d, int clusters, ann_dtype dt, uint64_t seed)
+{
+    rng = seed * 0x9e3779b97f4a7c15ull + 1;
+    const bool integer = dt == ANN_DTYPE_U8 || dt == ANN_DTYPE_I8;
+    float *c = malloc((size_t)clusters * d * sizeof(float));
+    uint64_t save = rng;
+    rng = 777; /* the same cluster centers for base and queries */
+    for (int64_t i = 0; i < clusters * d; i++)
+        c[i] = integer ? (float)(40 + 170 * urand()) : (float)(2 * urand() - 1);
+    rng = save;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t cl = (int64_t)(urand() * clusters);
+        for (int64_t j = 0; j < d; j++) {
+            if (integer) {
+                double v = c[cl * d + j] + 30 * nrand();
+                v = fmin(255, fmax(0, nearbyint(v)));
+                x[i * d + j] = (float)(dt == ANN_DTYPE_I8 ? v - 128 : v);
+            } else {
+                x[i * d + j] = (float)(c[cl * d + j] + 0.5 * nrand());
+            }
+        }
+    }
+    free(c);
+}
+
+/* rows x d in dtype dt (owned; release with ann_matrix_release). */
+static ann_matrix make_matrix(int64_t n, int64_t d, ann_dtype dt, uint64_t seed)
+{
+    float *x = malloc((size_t)n * d * sizeof(float));
+    make_rows(x, n, d, 1000, dt, seed);
+    ann_matrix f = ann_matrix_view(x, n, d, ANN_DTYPE_F32), out;
+    memset(&out, 0, sizeof out);
+    if (ann_matrix_convert(&f, dt, &out) != ANN_OK) {
+        fprintf(stderr, "convert to %s: %s\n", ann_dtype_name(dt), ann_last_error());
+        exit(1);
+    }
+    free(x);
+    return out;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void report(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(bool ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s ", ok ? "PASS" : "FAIL");
+    vprintf(fmt, ap);
+    printf("\n");
+    fflush(stdout);
+    va_end(ap);
+    checks++;
+    if (!ok)
+        failures++;
+}
+
+static double rel_diff(double a, double b)
+{
+    if (a == b)
+        return 0; /* also equal infinities */
+    double s = fmax(1e-6, fmax(fabs(a), fabs(b)));
+    return fabs(a - b) / s;
+}
+
+/* -------------------------- brute force ------------------------------ */
+
+typedef struct cmp_stats {
+    int64_t mismatches; /* differing ids not explained by a near-tie */
+    int64_t near_ties;  /* differing ids at equal (< 1e-5 relative) distances */
+    double max_rel;     /* largest relative distance difference at equal ids */
+} cmp_stats;
+
+static cmp_stats compare_results(const int64_t *ia, const float *da, const int64_t *ib, const float *db,
+                                 int64_t nq, int64_t k, const char *what)
+{
+    cmp_stats s = {0, 0, 0};
+    int shown = 0;
+    for (int64_t i = 0; i < nq * k; i++) {
+        double r = rel_diff(da[i], db[i]);
+        if (ia[i] == ib[i]) {
+            if (r > s.max_rel)
+                s.max_rel = r;
+            if (r > 1e-4 && shown++ < 3)
+                fprintf(stderr, "  %s: query %lld rank %lld id %lld: cpu %.9g cuda %.9g\n", what,
+                        (long long)(i / k), (long long)(i % k), (long long)ia[i], da[i], db[i]);
+        } else if (r < 1e-5) {
+            s.near_ties++;
+        } else {
+            s.mismatches++;
+            if (shown++ < 3)
+                fprintf(stderr, "  %s: query %lld rank %lld: cpu id %lld dist %.9g, cuda id %lld dist %.9g\n", what,
+                        (long long)(i / k), (long long)(i % k), (long long)ia[i], da[i], (long long)ib[i], db[i]);
+        }
+    }
+    return s;
+}
+
+static ann_exec exec_on(ann_device dev)
+{
+    ann_exec ex;
+    ann_exec_init(&ex);
+    ex.device = dev;
+    ex.seed = 42;
+    return ex;
+}
+
+/* Search ix on dev; returns false (and reports) on error. */
+static bool search(const ann_index *ix, const void *sp, const ann_matrix *q, int64_t k, ann_device dev,
+                   int64_t *ids, float *dist, double *secs, const char *what)
+{
+    ann_exec ex = exec_on(dev);
+    double t0 = now();
+    ann_status st = ann_index_search(ix, sp, q, k, &ex, ids, dist);
+    if (secs)
+        *secs = now() - t0;
+    if (st != ANN_OK) {
+        report(false, "%s: search on %s failed: %s", what, ann_device_name(dev), ann_last_error());
+        return false;
+    }
+    if (ex.used != dev) {
+        report(false, "%s: asked for %s, ran on %s", what, ann_device_name(dev), ann_device_name(ex.used));
+        return false;
+    }
+    return true;
+}
+
+static void check_bf(ann_dtype dt, ann_metric m, const ann_matrix *data, const ann_matrix *q)
+{
+    static const int64_t ks[] = {1, 10, 100};
+    char what[96];
+    ann_brute_force_params bp;
+    ann_brute_force_params_init(&bp);
+    bp.metric = m;
+    ann_exec ex = exec_on(ANN_DEVICE_CPU);
+    ann_index *ix = NULL;
+    if (ann_index_build(ANN_ALGO_BRUTE_FORCE, &bp, data, &ex, &ix) != ANN_OK) {
+        report(false, "bf %s %s: build failed: %s", ann_dtype_name(dt), ann_metric_name(m), ann_last_error());
+        return;
+    }
+    const int64_t kmax = 100;
+    int64_t *ic = malloc((size_t)NQ * kmax * 8), *ig = malloc((size_t)NQ * kmax * 8), *ig2 = malloc((size_t)NQ * kmax * 8);
+    float *dc = malloc((size_t)NQ * kmax * 4), *dg = malloc((size_t)NQ * kmax * 4), *dg2 = malloc((size_t)NQ * kmax * 4);
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        const int64_t k = ks[t];
+        double tc = 0, tg = 0, tg2 = 0;
+        snprintf(what, sizeof what, "bf %s %s k=%lld", ann_dtype_name(dt), ann_metric_name(m), (long long)k);
+        if (!search(ix, NULL, q, k, ANN_DEVICE_CPU, ic, dc, &tc, what) ||
+            !search(ix, NULL, q, k, other, ig, dg, &tg, what) ||
+            !search(ix, NULL, q, k, other, ig2, dg2, &tg2, what))
+            continue;
+        cmp_stats s = compare_results(ic, dc, ig, dg, NQ, k, what);
+        bool same_again = memcmp(ig, ig2, (size_t)NQ * k * 8) == 0 && memcmp(dg, dg2, (size_t)NQ * k * 4) == 0;
+        report(s.mismatches == 0 && s.max_rel <= 1e-4 && same_again,
+               "%s: %lld queries, %lld id mismatches, %lld near-ties, max rel dist diff %.2g, repeat %s "
+               "(cpu %.3f s, cuda %.3f s, cuda cached %.3f s)",
+               what, (long long)NQ, (long long)s.mismatches, (long long)s.near_ties, s.max_rel,
+               same_again ? "identical" : "DIFFERS", tc, tg, tg2);
+    }
+    free(ic);
+    free(ig);
+    free(ig2);
+    free(dc);
+    free(dg);
+    free(dg2);
+    ann_index_free(ix);
+}
+
+/* k > rows: a 50-row index searched with k = 64 pads with -1 / worst on both backends. */
+static void check_padding(ann_dtype dt, ann_metric m, const ann_matrix *data, const ann_matrix *q)
+{
+    const int64_t rows = 50, k = 64, nq = 20;
+    ann_matrix small = *data, qs = *q;
+    small.rows = rows;
+    small.owner = NULL;
+    qs.rows = nq;
+    qs.owner = NULL;
+    ann_brute_force_params bp;
+    ann_brute_force_params_init(&bp);
+    bp.metric = m;
+    ann_exec ex = exec_on(ANN_DEVICE_CPU);
+    ann_index *ix = NULL;
+    char what[96];
+    snprintf(what, sizeof what, "bf padding %s %s k=%lld > rows=%lld", ann_dtype_name(dt), ann_metric_name(m),
+             (long long)k, (long long)rows);
+    if (ann_index_build(ANN_ALGO_BRUTE_FORCE, &bp, &small, &ex, &ix) != ANN_OK) {
+        report(false, "%s: build failed: %s", what, ann_last_error());
+        return;
+    }
+    int64_t ic[20 * 64], ig[20 * 64];
+    float dc[20 * 64], dg[20 * 64];
+    if (search(ix, NULL, &qs, k, ANN_DEVICE_CPU, ic, dc, NULL, what) &&
+        search(ix, NULL, &qs, k, other, ig, dg, NULL, what)) {
+        int bad = 0;
+        const float worst = ann_metric_worst(m);
+        for (int64_t i = 0; i < nq; i++)
+            for (int64_t j = rows; j < k; j++)
+                if (ig[i * k + j] != -1 || dg[i * k + j] != worst || ic[i * k + j] != -1 || dc[i * k + j] != worst)
+                    bad++;
+        cmp_stats s = compare_results(ic, dc, ig, dg, nq, k, what);
+        report(bad == 0 && s.mismatches == 0, "%s: %d bad padding slots, %lld id mismatches", what, bad,
+               (long long)s.mismatches);
+    }
+    ann_index_free(ix);
+}
+
+/* ----------------------------- IVF-Flat ------------------------------ */
+
+static double recall(const int64_t *found, const int64_t *truth, int64_t nq, int64_t k)
+{
+    ann_matrix t = ann_matrix_view((void *)truth, nq, k, ANN_DTYPE_I64);
+    double r = -1;
+    if (ann_recall_ids(found, nq, k, &t, &r) != ANN_OK)
+        return -1;
+    return r;
+}
+
+static ann_index *build_ivf(const ann_matrix *data, ann_metric m, int32_t n_lists, ann_device dev, double *secs)
+{
+    ann_ivf_flat_params p;
+    ann_ivf_flat_params_init(&p);
+    p.metric = m;
+    p.n_lists = n_lists;
+    ann_exec ex = exec_on(dev);
+    ann_index *ix = NULL;
+    double t0 = now();
+    ann_status st = ann_index_build(ANN_ALGO_IVF_FLAT, &p, data, &ex, &ix);
+    *secs = now() - t0;
+    if (st != ANN_OK) {
+        report(false, "ivf_flat build (%s, %s, %d lists) on %s failed: %s", ann_dtype_name(data->dtype),
+               ann_metric_name(m), (int)n_lists, ann_device_name(dev), ann_last_error());
+        return NULL;
+    }
+    return ix;
+}
+
+static void check_ivf(ann_dtype dt, ann_metric m, const ann_matrix *data, const ann_matrix *q, bool hierarchical)
+{
+    const int64_t k = 10;
+    const int32_t n_lists = hierarchical ? 512 : 128;
+    char what[128];
+    int64_t *truth = malloc((size_t)NQ * k * 8), *ic = malloc((size_t)NQ * k * 8), *ig = malloc((size_t)NQ * k * 8);
+    float *dd = malloc((size_t)NQ * k * 4);
+    ann_index *bf = NULL, *ivc = NULL, *ivg = NULL;
+    double tb_cpu = 0, tb_gpu = 0;
+
+    /* exact results */
+    ann_brute_force_params bp;
+    ann_brute_force_params_init(&bp);
+    bp.metric = m;
+    ann_exec ex = exec_on(ANN_DEVICE_CPU);
+    if (ann_index_build(ANN_ALGO_BRUTE_FORCE, &bp, data, &ex, &bf) != ANN_OK ||
+        !search(bf, NULL, q, k, ANN_DEVICE_CPU, truth, dd, NULL, "ivf truth"))
+        goto out;
+
+    ivc = build_ivf(data, m, n_lists, ANN_DEVICE_CPU, &tb_cpu);
+    if (!ivc)
+        goto out;
+    if (!hierarchical) {
+        /* the same index searched by both backends */
+        static const int32_t probes[] = {1, 8, 32, 32};
+        static const int64_t codes[] = {0, 0, 0, 2000};
+        for (size_t t = 0; t < sizeof probes / sizeof probes[0]; t++) {
+            ann_ivf_flat_search_params sp;
+            ann_ivf_flat_search_params_init(&sp);
+            sp.n_probes = probes[t];
+            sp.max_codes = codes[t];
+            double tc = 0, tg = 0;
+            snprintf(what, sizeof what, "ivf_flat %s %s n_probes=%d max_codes=%lld", ann_dtype_name(dt),
+                     ann_metric_name(m), (int)probes[t], (long long)codes[t]);
+            if (!search(ivc, &sp, q, k, ANN_DEVICE_CPU, ic, dd, &tc, what) ||
+                !search(ivc, &sp, q, k, other, ig, dd, &tg, what))
+                continue;
+            double rc = recall(ic, truth, NQ, k), rg = recall(ig, truth, NQ, k);
+            int64_t same = 0;
+            for (int64_t i = 0; i < NQ * k; i++)
+                same += ic[i] == ig[i];
+            report(fabs(rc - rg) <= 0.005, "%s: recall cpu %.4f cuda %.4f (ids equal %.4f; cpu %.3f s, cuda %.3f s)",
+                   what, rc, rg, (double)same / (double)(NQ * k), tc, tg);
+        }
+    }
+    /* an index built with GPU k-means against the CPU-built one */
+    ivg = build_ivf(data, m, n_lists, other, &tb_gpu);
+    if (ivg) {
+        ann_ivf_flat_search_params sp;
+        ann_ivf_flat_search_params_init(&sp);
+        sp.n_probes = 32;
+        snprintf(what, sizeof what, "ivf_flat build %s %s n_lists=%d n_probes=32", ann_dtype_name(dt),
+                 ann_metric_name(m), (int)n_lists);
+        if (search(ivc, &sp, q, k, ANN_DEVICE_CPU, ic, dd, NULL, what) &&
+            search(ivg, &sp, q, k, ANN_DEVICE_CPU, ig, dd, NULL, what)) {
+            double rc = recall(ic, truth, NQ, k), rg = recall(ig, truth, NQ, k);
+            report(fabs(rc - rg) <= 0.01, "%s: recall cpu-built %.4f cuda-built %.4f (build cpu %.2f s, cuda %.2f s)",
+                   what, rc, rg, tb_cpu, tb_gpu);
+        }
+    }
+out:
+    ann_index_free(bf);
+    ann_index_free(ivc);
+    ann_index_free(ivg);
+    free(truth);
+    free(ic);
+    free(ig);
+    free(dd);
+}
+
+/* ------------------------------ k-means ------------------------------ */
+
+static void check_predict(ann_dtype dt, ann_metric m, const ann_matrix *data)
+{
+    const ann_backend_ops *cpu = ann_cpu_ops(), *gpu = NULL;
+    ann_exec ex = exec_on(other);
+    const int32_t c = 256;
+    char what[96];
+    snprintf(what, sizeof what, "kmeans_predict %s %s %d clusters", ann_dtype_name(dt), ann_metric_name(m), (int)c);
+    if (ann_backend_select(&ex, ANN_OP_KMEANS_PREDICT, dt, m, &gpu) != ANN_OK || ex.used != other) {
+        report(false, "%s: no CUDA table: %s", what, ann_last_error());
+        return;
+    }
+    float *centers = malloc((size_t)c * D * sizeof(float));
+    int32_t *lc = malloc((size_t)data->rows * 4), *lg = malloc((size_t)data->rows * 4);
+    ann_kmeans_params kp = {m, c, 10, 42};
+    ann_status st = cpu->kmeans_fit(&kp, data, 0, centers);
+    if (st == ANN_OK)
+        st = cpu->kmeans_predict(m, centers, c, data, 0, lc);
+    if (st != ANN_OK) {
+        report(false, "%s: CPU fit/predict failed: %s", what, ann_last_error());
+        goto out;
+    }
+    st = gpu->kmeans_predict(m, centers, c, data, 0, lg);
+    if (st != ANN_OK) {
+        report(false, "%s: CUDA predict failed: %s", what, ann_last_error());
+        goto out;
+    }
+    {
+        int64_t same = 0;
+        for (int64_t i = 0; i < data->rows; i++)
+            same += lc[i] == lg[i];
+        double agree = (double)same / (double)data->rows;
+        report(agree >= 0.999, "%s: labels agree on %.5f of %lld rows", what, agree, (long long)data->rows);
+    }
+out:
+    free(centers);
+    free(lc);
+    free(lg);
+}
+
+/* -------------------------------- main -------------------------------- */
+
+int main(void)
+{
+    ann_device got;
+    const char *self = getenv("ANNKIT_GPU_TEST_SELF");
+    if (self && *self && strcmp(self, "0") != 0) {
+        other = ANN_DEVICE_CPU;
+        printf("self-test: comparing the CPU with itself (ANNKIT_GPU_TEST_SELF)\n");
+    } else if (ann_backend_resolve(ANN_DEVICE_CUDA, &got) != ANN_OK) {
+        printf("SKIP: CUDA backend unavailable: %s\n", ann_last_error());
+        return 77;
+    }
+    ann_backend_report br;
+    ann_backend_probe(true, &br);
+    printf("cuda: %s\n", br.cuda_detail);
+    printf("cpu:  %s\n", br.cpu_detail);
+
+    const char *quick = getenv("ANNKIT_GPU_TEST_QUICK");
+    const bool all = !(quick && *quick && strcmp(quick, "0") != 0);
+    const ann_dtype dtypes[] = {ANN_DTYPE_F32, ANN_DTYPE_U8, ANN_DTYPE_F16, ANN_DTYPE_I8};
+    const ann_metric metrics[] = {ANN_METRIC_SQEUCLIDEAN, ANN_METRIC_EUCLIDEAN, ANN_METRIC_INNER_PRODUCT,
+                                  ANN_METRIC_COSINE};
+    const double t0 = now();
+    for (size_t a = 0; a < (all ? 4u : 2u); a++) {
+        const ann_dtype dt = dtypes[a];
+        ann_matrix data = make_matrix(N, D, dt, 1 + a);
+        ann_matrix q = make_matrix(NQ, D, dt, 100 + a);
+        for (size_t b = 0; b < 4; b++) {
+            const ann_metric m = metrics[b];
+            check_bf(dt, m, &data, &q);
+            check_padding(dt, m, &data, &q);
+            check_ivf(dt, m, &data, &q, false);
+            check_predict(dt, m, &data);
+        }
+        if (dt == ANN_DTYPE_F32) {
+            check_ivf(dt, ANN_METRIC_SQEUCLIDEAN, &data, &q, true);
+            check_ivf(dt, ANN_METRIC_COSINE, &data, &q, true);
+        }
+        ann_matrix_release(&data);
+        ann_matrix_release(&q);
+    }
+    printf("%d checks, %d failed (%.1f s)\n", checks, failures, now() - t0);
+    return failures ? 1 : 0;
+}

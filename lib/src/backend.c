@@ -18,6 +18,7 @@
 #include "ann_config.h"
 #include "backend_ops.h"
 #include "cpu_ops.h"
+#include "nnd_cpu.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -42,9 +43,20 @@ static void cpu_describe(char *buf, size_t len)
 
 static bool cpu_supports(ann_op op, ann_dtype dtype, ann_metric metric)
 {
-    (void)op;
-    (void)dtype;
-    return metric != ANN_METRIC_HAMMING;
+    if (metric == ANN_METRIC_HAMMING) /* bitwise hamming: u8/i8 graphs only */
+        return op == ANN_OP_NN_DESCENT && (dtype == ANN_DTYPE_U8 || dtype == ANN_DTYPE_I8);
+    return true;
+}
+
+static ann_status cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *data, int n_threads,
+                                 uint64_t seed, uint32_t *ids, float *dist)
+{
+    ann_exec ex;
+    ann_exec_init(&ex);
+    ex.device = ANN_DEVICE_CPU;
+    ex.n_threads = n_threads;
+    ex.seed = seed;
+    return ann_cpu_nn_descent(p, data, &ex, ids, dist);
 }
 
 static const ann_backend_ops cpu_table = {
@@ -58,6 +70,7 @@ static const ann_backend_ops cpu_table = {
     .kmeans_fit = ann_cpu_kmeans_fit,
     .kmeans_predict = ann_cpu_kmeans_predict,
     .cache_free = NULL,
+    .nn_descent = cpu_nn_descent,
 };
 
 const ann_backend_ops *ann_cpu_ops(void)
@@ -187,7 +200,8 @@ ann_status ann_backend_select(ann_exec *ex, ann_op op, ann_dtype dtype, ann_metr
     ann_status st = ann_backend_resolve(ex->device, &got);
     if (st != ANN_OK)
         return st;
-    if (got == ANN_DEVICE_CUDA && cuda_table->supports(op, dtype, metric)) {
+    if (got == ANN_DEVICE_CUDA && cuda_table->supports(op, dtype, metric) &&
+        (op != ANN_OP_NN_DESCENT || cuda_table->nn_descent)) {
         *ops = cuda_table;
         ex->used = ANN_DEVICE_CUDA;
         return ANN_OK;

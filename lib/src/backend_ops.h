@@ -18,6 +18,7 @@
 #define ANN_BACKEND_OPS_H
 
 #include "ann/core.h"
+#include "ann/graph.h"
 #include "ann/ivf_flat.h"
 
 #ifdef __cplusplus
@@ -32,6 +33,7 @@ typedef enum ann_op {
     ANN_OP_IVF_FLAT_SEARCH = 1,
     ANN_OP_KMEANS_FIT = 2,
     ANN_OP_KMEANS_PREDICT = 3,
+    ANN_OP_NN_DESCENT = 4,
 } ann_op;
 
 /** What the host gives a plugin. */
@@ -119,6 +121,17 @@ typedef struct ann_backend_ops {
 
     /** Free a device cache created by a search (NULL allowed). */
     void (*cache_free)(void *cache);
+
+    /**
+     * NN-Descent all-neighbours graph of data (n x dim, any vector dtype;
+     * hamming: u8/i8) with p already checked and clamped (1 <= graph_degree
+     * <= intermediate_graph_degree <= n - 1): n x graph_degree ids (never
+     * the row itself, no duplicates, best first) and, when dist is not
+     * NULL, distances in the returned convention.  seed drives every
+     * random choice.  Semantics: ann/graph.h and lib/src/nnd_cpu.c.
+     */
+    ann_status (*nn_descent)(const ann_nn_descent_params *p, const ann_matrix *data, int n_threads,
+                             uint64_t seed, uint32_t *ids, float *dist);
 } ann_backend_ops;
 
 /** The CPU table (always present). */

@@ -108,7 +108,7 @@ static inline double elem(const void *x, ann_dtype t, int64_t j)
     }
 }
 
-double ann_exact_dist(ann_metric m, const float *q, const void *x, ann_dtype t, int64_t d)
+ANN_CLONES double ann_exact_dist(ann_metric m, const float *q, const void *x, ann_dtype t, int64_t d)
 {
     double s = 0, qq = 0, xx = 0;
     switch (m) {
@@ -116,6 +116,7 @@ double ann_exact_dist(ann_metric m, const float *q, const void *x, ann_dtype t, 
     case ANN_METRIC_EUCLIDEAN:
         if (t == ANN_DTYPE_F32) {
             const float *xf = x;
+#pragma omp simd reduction(+ : s)
             for (int64_t j = 0; j < d; j++) {
                 double u = (double)q[j] - xf[j];
                 s += u * u;

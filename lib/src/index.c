@@ -20,6 +20,7 @@
 #include "ann/index.h"
 #include "ann/ivf_flat.h"
 #include "backend_ops.h"
+#include "index_internal.h"
 #include "internal.h"
 #include "matrix_owner.h"
 
@@ -825,5 +826,16 @@ ann_status ann_index_load(const char *path, ann_index **out)
         return st;
     }
     *out = ix;
+    return ANN_OK;
+}
+
+ann_status ann_index_ivf_view(const ann_index *cix, ann_ivf_flat_view *v)
+{
+    ann_index *ix = (ann_index *)cix;
+    if (ix->algo != ANN_ALGO_IVF_FLAT)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "not an ivf_flat index");
+    ann_ivf_flat_view t = {ix->metric, ix->dtype, ix->rows, ix->dim, ix->ivf.n_lists, ix->centers,
+                           ix->center_norms, ix->list_offsets, ix->ids, ix->data, ix->norms, &ix->device_cache};
+    *v = t;
     return ANN_OK;
 }

@@ -343,6 +343,13 @@ static int rr_cmp(const void *a, const void *b)
 ann_status ann_cpu_ivf_flat_search(const ann_ivf_flat_view *ix, const ann_ivf_flat_search_params *p,
                                    const ann_matrix *q, int64_t k, int n_threads, int64_t *ids, float *dist)
 {
+    return ann_cpu_ivf_flat_search_ex(ix, p, q, k, n_threads, true, ids, dist);
+}
+
+ann_status ann_cpu_ivf_flat_search_ex(const ann_ivf_flat_view *ix, const ann_ivf_flat_search_params *p,
+                                      const ann_matrix *q, int64_t k, int n_threads, bool rerank, int64_t *ids,
+                                      float *dist)
+{
     const int64_t d = ix->dim;
     const int nt = ann_threads(n_threads);
     const int32_t np = p->n_probes < ix->n_lists ? p->n_probes : ix->n_lists;
@@ -391,9 +398,21 @@ ann_status ann_cpu_ivf_flat_search(const ann_ivf_flat_view *ix, const ann_ivf_fl
             int32_t m = cn[i];
             for (int32_t j = 0; j < m && cv; j++) {
                 int64_t row = cr[i * k + j];
-                double v = ann_exact_dist(ix->metric, qf + i * d,
-                                          (const char *)ix->data + (size_t)row * d * ann_dtype_size(ix->dtype),
-                                          ix->dtype, d);
+                double v;
+                if (rerank) {
+                    v = ann_exact_dist(ix->metric, qf + i * d,
+                                       (const char *)ix->data + (size_t)row * d * ann_dtype_size(ix->dtype),
+                                       ix->dtype, d);
+                } else { /* the scan's key, in the returned convention */
+                    float key = ck[i * k + j];
+                    v = ix->metric == ANN_METRIC_INNER_PRODUCT ? -key
+                      : ix->metric == ANN_METRIC_SQEUCLIDEAN || ix->metric == ANN_METRIC_EUCLIDEAN
+                          ? fmax(0.0, (double)key + ann_dot_f32(qf + i * d, qf + i * d, d))
+                      : ix->metric == ANN_METRIC_COSINE ? 1.0 + key / sqrt(fmax(1e-30, ann_dot_f32(qf + i * d, qf + i * d, d)))
+                                                        : key;
+                    if (ix->metric == ANN_METRIC_EUCLIDEAN)
+                        v = sqrt(v);
+                }
                 cv[j].key = ix->metric == ANN_METRIC_INNER_PRODUCT ? -v : v;
                 cv[j].id = ci[i * k + j];
             }

@@ -9,6 +9,7 @@
  *   ann/brute_force.h  exact search parameters
  *   ann/ivf_flat.h     IVF-Flat parameters
  *   ann/recall.h       recall@k (id intersection and the ann-benchmarks distance rule)
+ *   ann/graph.h        kNN graphs: NN-Descent, brute force, evaluation, graph files
  */
 #ifndef ANN_ANN_H_19c0de
 #define ANN_ANN_H_19c0de
@@ -21,5 +22,6 @@
 #include "ann/brute_force.h"
 #include "ann/ivf_flat.h"
 #include "ann/recall.h"
+#include "ann/graph.h"
 
 #endif

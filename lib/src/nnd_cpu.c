@@ -1,0 +1,638 @@
+/*
+ * nnd_cpu.c - NN-Descent all-neighbours kNN graphs on the CPU.
+ *
+ * Sources: Dong, Moses, Li, "Efficient k-nearest neighbor graph
+ * construction for generic similarity measures", WWW 2011; the GNND
+ * variant of cuVS (Wang et al., CIKM 2021; notes/algorithms.md section 5)
+ * for the sampling rules (32 new and 32 old samples per row, reverse
+ * lists, new/old flags).  What differs from the GPU reference, and why:
+ *  - Initial graph: each row's nearest rows among the rows of its nearest
+ *    balanced k-means clusters (an IVF-Flat search of the data by itself,
+ *    which is GEMM-bound and cheap), the role pynndescent's random-
+ *    projection forest plays.  NN-Descent then needs few iterations.  The
+ *    bitwise hamming metric starts from a random graph (distinct ids,
+ *    never the row itself: sound for every N, unlike issue #2273).
+ *  - Local join: all new x new and new x old pairs are compared (one
+ *    small GEMM per row) and every closer pair is proposed to both rows,
+ *    as in classic NN-Descent, instead of only the best pairing.
+ *  - Updates are deterministic: rows are joined in chunks; a chunk's
+ *    proposals are filtered against the row bounds fixed at the chunk's
+ *    start, bucketed by target, sorted by (distance, id) and merged into
+ *    each row.  The result depends on the seed only, not on thread timing.
+ *  - "Already sampled" is the new/old flag of each graph entry (an exact
+ *    set), not a Bloom filter.
+ * Termination: an iteration whose insertions are fewer than
+ * termination_threshold x rows x intermediate_graph_degree ends the loop.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ann/graph.h"
+#include "ann/index.h"
+#include "ann/ivf_flat.h"
+#include "cpu_ops.h"
+#include "index_internal.h"
+#include "internal.h"
+#include "nnd_cpu.h"
+
+enum { S_MAX = 32, CHUNK = 8192 };
+
+typedef struct nnd {
+    int64_t n, d;
+    int K;
+    ann_metric metric;
+    const float *x;        /* n x d f32 (possibly rounded to fp16 values) */
+    const float *nrm;      /* squared norms (L2), norms (cosine) or NULL */
+    const uint8_t *bits;   /* hamming: the raw bytes, n x d */
+    int32_t *gid;          /* n x K, each row sorted by (dist, id) */
+    float *gd;
+    uint8_t *gnew;
+} nnd;
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Distance key (smaller is better) between rows a and b, computed directly. */
+static float direct_key(const nnd *g, int64_t a, int64_t b)
+{
+    const int64_t d = g->d;
+    switch (g->metric) {
+    case ANN_METRIC_HAMMING: {
+        const uint8_t *x = g->bits + a * d, *y = g->bits + b * d;
+        int c = 0;
+        for (int64_t j = 0; j < d; j++)
+            c += __builtin_popcount((unsigned)(x[j] ^ y[j]));
+        return (float)c;
+    }
+    case ANN_METRIC_L1: return ann_l1_f32(g->x + a * d, g->x + b * d, d);
+    case ANN_METRIC_INNER_PRODUCT: return -ann_dot_f32(g->x + a * d, g->x + b * d, d);
+    case ANN_METRIC_COSINE: {
+        float den = g->nrm[a] * g->nrm[b];
+        return den > 0 ? 1.0f - ann_dot_f32(g->x + a * d, g->x + b * d, d) / den : 1.0f;
+    }
+    default: {
+        float v = g->nrm[a] + g->nrm[b] - 2.0f * ann_dot_f32(g->x + a * d, g->x + b * d, d);
+        return v > 0 ? v : 0;
+    }
+    }
+}
+
+/* Key from a dot product (GEMM path). */
+static inline float dot_key(const nnd *g, int64_t a, int64_t b, float dot)
+{
+    switch (g->metric) {
+    case ANN_METRIC_INNER_PRODUCT: return -dot;
+    case ANN_METRIC_COSINE: {
+        float den = g->nrm[a] * g->nrm[b];
+        return den > 0 ? 1.0f - dot / den : 1.0f;
+    }
+    default: {
+        float v = g->nrm[a] + g->nrm[b] - 2.0f * dot;
+        return v > 0 ? v : 0;
+    }
+    }
+}
+
+static int pair_cmp(const void *pa, const void *pb)
+{
+    const float *a = pa, *b = pb;
+    if (a[0] != b[0])
+        return a[0] < b[0] ? -1 : 1;
+    int32_t ia, ib;
+    memcpy(&ia, a + 1, 4);
+    memcpy(&ib, b + 1, 4);
+    return (ia > ib) - (ia < ib);
+}
+
+/* Sort row i by (dist, id). */
+static void sort_row(nnd *g, int64_t i)
+{
+    float tmp[2 * 1024];
+    float *buf = g->K <= 1024 ? tmp : malloc((size_t)g->K * 2 * sizeof(float));
+    if (!buf)
+        return;
+    for (int j = 0; j < g->K; j++) {
+        buf[2 * j] = g->gd[i * g->K + j];
+        memcpy(&buf[2 * j + 1], &g->gid[i * g->K + j], 4);
+    }
+    qsort(buf, (size_t)g->K, 2 * sizeof(float), pair_cmp);
+    for (int j = 0; j < g->K; j++) {
+        g->gd[i * g->K + j] = buf[2 * j];
+        memcpy(&g->gid[i * g->K + j], &buf[2 * j + 1], 4);
+    }
+    if (buf != tmp)
+        free(buf);
+}
+
+/* Random initial row: K distinct ids != i. */
+static void random_row(nnd *g, int64_t i, uint64_t seed)
+{
+    uint64_t s = seed ^ ((uint64_t)i * 0xd1b54a32d192ed03ull);
+    int32_t *row = g->gid + i * g->K;
+    int m = 0;
+    while (m < g->K) {
+        int64_t v = (int64_t)(splitmix(&s) % (uint64_t)g->n);
+        if (v == i)
+            continue;
+        bool dup = false;
+        for (int j = 0; j < m && !dup; j++)
+            dup = row[j] == v;
+        if (!dup)
+            row[m++] = (int32_t)v;
+    }
+    for (int j = 0; j < g->K; j++)
+        g->gd[i * g->K + j] = direct_key(g, i, row[j]);
+    sort_row(g, i);
+}
+
+/*
+ * Initial graph from an IVF-Flat search of the data by itself: K + 1
+ * nearest rows among n_probes clusters, without the row itself; rows left
+ * short are topped up with random distinct ids.
+ */
+static ann_status cluster_init(nnd *g, const ann_matrix *data, ann_exec *ex)
+{
+    const int64_t n = g->n;
+    const int K = g->K;
+    ann_ivf_flat_params ip;
+    ann_ivf_flat_params_init(&ip);
+    ip.metric = g->metric == ANN_METRIC_INNER_PRODUCT ? ANN_METRIC_INNER_PRODUCT
+              : g->metric == ANN_METRIC_COSINE        ? ANN_METRIC_COSINE
+              : g->metric == ANN_METRIC_L1            ? ANN_METRIC_L1
+                                                      : ANN_METRIC_SQEUCLIDEAN;
+    /* about 8 x (K + 1) candidates per row, lists of about 128 rows */
+    int64_t lists = n / 128;
+    ip.n_lists = (int32_t)(lists < 1 ? 1 : lists > 65536 ? 65536 : lists);
+    ip.kmeans_n_iters = 10;
+    ip.kmeans_trainset_fraction = 0.25f;
+    ann_ivf_flat_search_params sp;
+    ann_ivf_flat_search_params_init(&sp);
+    int64_t per_list = n / ip.n_lists;
+    int64_t probes = (8 * (K + 1) + per_list - 1) / (per_list > 0 ? per_list : 1);
+    sp.n_probes = (int32_t)(probes < 2 ? 2 : probes > ip.n_lists ? ip.n_lists : probes);
+    sp.search_mode = ANN_IVF_SEARCH_CSR;
+
+    ann_exec cex = *ex;
+    cex.device = ANN_DEVICE_CPU;
+    cex.progress = NULL;
+    ann_index *ix = NULL;
+    ann_status st = ann_index_build(ANN_ALGO_IVF_FLAT, &ip, data, &cex, &ix);
+    if (st != ANN_OK)
+        return st;
+    const int64_t kk = K + 1;
+    const int64_t batch = 8192;
+    int64_t *ids = malloc((size_t)batch * kk * sizeof(int64_t));
+    float *dist = malloc((size_t)batch * kk * sizeof(float));
+    ann_ivf_flat_view view;
+    if ((st = ann_index_ivf_view(ix, &view)) != ANN_OK)
+        goto cleanup;
+    if (!ids || !dist) {
+        st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for the initial graph");
+        goto cleanup;
+    }
+    for (int64_t b0 = 0; b0 < n && st == ANN_OK; b0 += batch) {
+        int64_t m = n - b0 < batch ? n - b0 : batch;
+        ann_matrix q = *data;
+        q.owner = NULL;
+        q.data = (char *)data->data + b0 * data->stride;
+        q.rows = m;
+        st = ann_cpu_ivf_flat_search_ex(&view, &sp, &q, kk, ex->n_threads, false, ids, dist);
+        if (st != ANN_OK)
+            break;
+#pragma omp parallel for num_threads(ann_threads(ex->n_threads)) schedule(static)
+        for (int64_t r = 0; r < m; r++) {
+            const int64_t i = b0 + r;
+            int32_t *row = g->gid + i * K;
+            float *rowd = g->gd + i * K;
+            int c = 0;
+            for (int64_t j = 0; j < kk && c < K; j++) {
+                int64_t v = ids[r * kk + j];
+                if (v < 0 || v == i)
+                    continue;
+                rowd[c] = ann_key(g->metric == ANN_METRIC_EUCLIDEAN ? ANN_METRIC_SQEUCLIDEAN : g->metric,
+                                  dist[r * kk + j]);
+                row[c++] = (int32_t)v;
+            }
+            const int found = c;
+            uint64_t s = ex->seed ^ ((uint64_t)i * 0x9e3779b97f4a7c15ull);
+            while (c < K) { /* too few candidates: random distinct ids */
+                int64_t v = (int64_t)(splitmix(&s) % (uint64_t)n);
+                bool dup = v == i;
+                for (int j = 0; j < c && !dup; j++)
+                    dup = row[j] == v;
+                if (!dup)
+                    row[c++] = (int32_t)v;
+            }
+            for (int j = found; j < K; j++)
+                rowd[j] = direct_key(g, i, row[j]);
+            if (found < K)
+                sort_row(g, i);
+        }
+    }
+cleanup:
+    free(ids);
+    free(dist);
+    ann_index_free(ix);
+    return st;
+}
+
+/* A proposal: insert `src` into row `dst` at distance `dist`. */
+typedef struct prop {
+    int32_t dst, src;
+    float dist;
+} prop;
+
+typedef struct pbuf {
+    prop *p;
+    size_t n, cap;
+} pbuf;
+
+static int pbuf_push(pbuf *b, int32_t dst, int32_t src, float dist)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 4096;
+        prop *p = realloc(b->p, cap * sizeof(prop));
+        if (!p)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    b->p[b->n++] = (prop){dst, src, dist};
+    return 0;
+}
+
+static int prop_cmp(const void *pa, const void *pb)
+{
+    const prop *a = pa, *b = pb;
+    if (a->dist != b->dist)
+        return a->dist < b->dist ? -1 : 1;
+    return (a->src > b->src) - (a->src < b->src);
+}
+
+/* Merge sorted proposals p[0..m) into row t; returns the number inserted. */
+static int merge_row(nnd *g, int64_t t, prop *p, int64_t m, int32_t *mid, float *md, uint8_t *mnew,
+                     uint32_t *stamp, uint32_t epoch)
+{
+    const int K = g->K;
+    int32_t *rid = g->gid + t * K;
+    float *rd = g->gd + t * K;
+    uint8_t *rn = g->gnew + t * K;
+    int a = 0, out = 0, ins = 0;
+    int64_t b = 0;
+    /* stamp[v] == epoch: v is in the row or already taken from the proposals */
+    for (int j = 0; j < K; j++)
+        stamp[rid[j]] = epoch;
+    while (out < K && (a < K || b < m)) {
+        while (b < m && stamp[p[b].src] == epoch)
+            b++;
+        bool take_row;
+        if (a >= K)
+            take_row = false;
+        else if (b >= m)
+            take_row = true;
+        else
+            take_row = rd[a] < p[b].dist || (rd[a] == p[b].dist && rid[a] < p[b].src);
+        if (take_row) {
+            mid[out] = rid[a];
+            md[out] = rd[a];
+            mnew[out] = rn[a];
+            a++;
+        } else if (b < m) {
+            mid[out] = p[b].src;
+            md[out] = p[b].dist;
+            mnew[out] = 1;
+            stamp[p[b].src] = epoch;
+            ins++;
+            b++;
+        } else {
+            break;
+        }
+        out++;
+    }
+    if (ins) {
+        memcpy(rid, mid, (size_t)K * sizeof(int32_t));
+        memcpy(rd, md, (size_t)K * sizeof(float));
+        memcpy(rn, mnew, (size_t)K);
+    }
+    return ins;
+}
+
+ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *data, ann_exec *ex,
+                              uint32_t *out_ids, float *out_dist)
+{
+    const int64_t n = data->rows, d = data->cols;
+    const int nt = ann_threads(ex->n_threads);
+    int K = p->intermediate_graph_degree;
+    if (K > n - 1)
+        K = (int)(n - 1);
+    /* samples per row and kind: a quarter of the row, 8 to 32 */
+    const int S = K / 4 < 8 ? 8 : K / 4 > S_MAX ? S_MAX : K / 4;
+    int deg = p->graph_degree < K ? p->graph_degree : K;
+    nnd g = {n, d, K, p->metric, NULL, NULL, NULL, NULL, NULL, NULL};
+    ann_status st = ANN_OK;
+    float *x = NULL, *nrm = NULL;
+    int32_t *newf = NULL, *oldf = NULL, *revn = NULL, *revo = NULL;
+    int32_t *nnew = NULL, *nold = NULL, *nrevn = NULL, *nrevo = NULL;
+    int64_t *bstart = NULL;
+    prop *sorted = NULL;
+    pbuf *bufs = NULL;
+
+    if (p->metric == ANN_METRIC_HAMMING) {
+        g.bits = data->stride == d ? data->data : NULL;
+        if (!g.bits)
+            return ann_set_error(ANN_ERR_UNSUPPORTED, "nn_descent: hamming needs contiguous u8/i8 rows");
+    } else {
+        x = malloc((size_t)n * d * sizeof(float) + 1);
+        if (!x)
+            return ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for %lld x %lld floats",
+                                 (long long)n, (long long)d);
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            ann_row_to_f32(ann_matrix_row(data, i), data->dtype, d, x + i * d);
+            if (p->dist_comp_dtype == ANN_DIST_COMP_FP16)
+                for (int64_t j = 0; j < d; j++)
+                    x[i * d + j] = ann_f16_to_f32(ann_f32_to_f16(x[i * d + j]));
+        }
+        g.x = x;
+        if (p->metric != ANN_METRIC_INNER_PRODUCT && p->metric != ANN_METRIC_L1) {
+            nrm = malloc((size_t)n * sizeof(float) + 1);
+            if (!nrm) {
+                st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory");
+                goto cleanup;
+            }
+            ann_row_norms(x, ANN_DTYPE_F32, n, d, d * 4, p->metric == ANN_METRIC_COSINE, nrm, nt);
+            g.nrm = nrm;
+        }
+    }
+    g.gid = malloc((size_t)n * K * sizeof(int32_t) + 1);
+    g.gd = malloc((size_t)n * K * sizeof(float) + 1);
+    g.gnew = malloc((size_t)n * K + 1);
+    newf = malloc((size_t)n * S * sizeof(int32_t) + 1);
+    oldf = malloc((size_t)n * S * sizeof(int32_t) + 1);
+    revn = malloc((size_t)n * S * sizeof(int32_t) + 1);
+    revo = malloc((size_t)n * S * sizeof(int32_t) + 1);
+    nnew = calloc((size_t)n, sizeof(int32_t));
+    nold = calloc((size_t)n, sizeof(int32_t));
+    nrevn = calloc((size_t)n, sizeof(int32_t));
+    nrevo = calloc((size_t)n, sizeof(int32_t));
+    bstart = malloc(((size_t)n + 1) * sizeof(int64_t));
+    bufs = calloc((size_t)nt, sizeof(pbuf));
+    if (!g.gid || !g.gd || !g.gnew || !newf || !oldf || !revn || !revo || !nnew || !nold || !nrevn || !nrevo ||
+        !bstart || !bufs) {
+        st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for a %lld x %d graph", (long long)n, K);
+        goto cleanup;
+    }
+    memset(g.gnew, 1, (size_t)n * K);
+
+    /* initial graph */
+    if (p->metric == ANN_METRIC_HAMMING || n <= 4 * (int64_t)(K + 1)) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            random_row(&g, i, ex->seed);
+    } else {
+        st = cluster_init(&g, data, ex);
+        if (st != ANN_OK)
+            goto cleanup;
+    }
+
+    const bool gemm = p->metric != ANN_METRIC_L1 && p->metric != ANN_METRIC_HAMMING;
+    const double stop_below = (double)p->termination_threshold * (double)n * K;
+    uint64_t rng = ex->seed ^ 0x5851f42d4c957f2dull;
+    for (int32_t it = 0; it < p->max_iterations; it++) {
+        if (ann_interrupted(ex)) {
+            st = ann_set_error(ANN_ERR_INTERRUPTED, "interrupted");
+            goto cleanup;
+        }
+        if (ex->progress)
+            ex->progress(ex->progress_user, "nn_descent", it, p->max_iterations);
+        /* 1. forward samples: up to S new entries (flagged old from now on) and S old ones */
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            int nf = 0, of = 0;
+            for (int j = 0; j < K; j++) {
+                if (g.gnew[i * K + j]) {
+                    if (nf < S) {
+                        newf[i * S + nf++] = g.gid[i * K + j];
+                        g.gnew[i * K + j] = 0;
+                    }
+                } else if (of < S) {
+                    oldf[i * S + of++] = g.gid[i * K + j];
+                }
+            }
+            nnew[i] = nf;
+            nold[i] = of;
+        }
+        /* 2. reverse samples, capped at S per row by reservoir sampling (serial: repeatable) */
+        memset(nrevn, 0, (size_t)n * sizeof(int32_t));
+        memset(nrevo, 0, (size_t)n * sizeof(int32_t));
+        {
+            int32_t *seen_n = calloc((size_t)n, sizeof(int32_t)), *seen_o = calloc((size_t)n, sizeof(int32_t));
+            if (!seen_n || !seen_o) {
+                free(seen_n);
+                free(seen_o);
+                st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory");
+                goto cleanup;
+            }
+            for (int64_t u = 0; u < n; u++) {
+                for (int32_t j = 0; j < nnew[u]; j++) {
+                    int32_t v = newf[u * S + j];
+                    int32_t c = seen_n[v]++;
+                    if (c < S)
+                        revn[(int64_t)v * S + c] = (int32_t)u;
+                    else {
+                        uint64_t r = splitmix(&rng) % (uint64_t)(c + 1);
+                        if (r < (uint64_t)S)
+                            revn[(int64_t)v * S + r] = (int32_t)u;
+                    }
+                }
+                for (int j = 0; j < nold[u]; j++) {
+                    int32_t v = oldf[u * S + j];
+                    int32_t c = seen_o[v]++;
+                    if (c < S)
+                        revo[(int64_t)v * S + c] = (int32_t)u;
+                    else {
+                        uint64_t r = splitmix(&rng) % (uint64_t)(c + 1);
+                        if (r < (uint64_t)S)
+                            revo[(int64_t)v * S + r] = (int32_t)u;
+                    }
+                }
+            }
+            for (int64_t v = 0; v < n; v++) {
+                nrevn[v] = seen_n[v] < S ? seen_n[v] : S;
+                nrevo[v] = seen_o[v] < S ? seen_o[v] : S;
+            }
+            free(seen_n);
+            free(seen_o);
+        }
+        /* 3. local joins, chunk by chunk; proposals merged deterministically after each chunk */
+        int64_t updates = 0;
+        for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
+            const int64_t c1 = c0 + CHUNK < n ? c0 + CHUNK : n;
+            int failed = 0;
+#pragma omp parallel num_threads(nt)
+            {
+                int tid = 0;
+#ifdef _OPENMP
+                tid = omp_get_thread_num();
+#endif
+                pbuf *pb = &bufs[tid];
+                pb->n = 0;
+                int32_t ids[4 * S_MAX];
+                float *B = malloc((size_t)4 * S * d * sizeof(float) + 1);
+                float *G = malloc((size_t)4 * S * 4 * S * sizeof(float));
+                if (!B || !G)
+                    failed = 1;
+#pragma omp for schedule(dynamic, 16)
+                for (int64_t u = c0; u < c1; u++) {
+                    if (!B || !G)
+                        continue;
+                    /* Nw = new fwd + new rev (dedup), then Od = old fwd + old rev minus Nw */
+                    int m1 = 0, m = 0;
+                    for (int pass = 0; pass < 4; pass++) {
+                        const int32_t *src = pass == 0 ? newf + u * S : pass == 1 ? revn + u * S
+                                           : pass == 2 ? oldf + u * S : revo + u * S;
+                        int cnt = pass == 0 ? nnew[u] : pass == 1 ? nrevn[u] : pass == 2 ? nold[u] : nrevo[u];
+                        for (int j = 0; j < cnt; j++) {
+                            int32_t v = src[j];
+                            bool dup = false;
+                            for (int t = 0; t < m && !dup; t++)
+                                dup = ids[t] == v;
+                            if (!dup)
+                                ids[m++] = v;
+                        }
+                        if (pass == 1)
+                            m1 = m;
+                    }
+                    if (m1 == 0 || m < 2)
+                        continue;
+                    if (gemm) {
+                        for (int t = 0; t < m; t++)
+                            memcpy(B + (int64_t)t * d, g.x + (int64_t)ids[t] * d, (size_t)d * sizeof(float));
+                        ann_gemm_abt(m1, m, d, B, d, B, d, G, m);
+                    }
+                    for (int a = 0; a < m1; a++) {
+                        const int32_t ia = ids[a];
+                        const float wa = g.gd[(int64_t)ia * K + K - 1];
+                        for (int b = a + 1; b < m; b++) {
+                            const int32_t ib = ids[b];
+                            float dist = gemm ? dot_key(&g, ia, ib, G[a * m + b]) : direct_key(&g, ia, ib);
+                            if (dist < wa)
+                                failed |= pbuf_push(pb, ia, ib, dist);
+                            if (dist < g.gd[(int64_t)ib * K + K - 1])
+                                failed |= pbuf_push(pb, ib, ia, dist);
+                        }
+                    }
+                }
+                free(B);
+                free(G);
+            }
+            if (failed) {
+                st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for join proposals");
+                goto cleanup;
+            }
+            /* bucket proposals by target row */
+            size_t total = 0;
+            memset(bstart, 0, ((size_t)n + 1) * sizeof(int64_t));
+            for (int t = 0; t < nt; t++) {
+                total += bufs[t].n;
+                for (size_t j = 0; j < bufs[t].n; j++)
+                    bstart[bufs[t].p[j].dst + 1]++;
+            }
+            for (int64_t v = 0; v < n; v++)
+                bstart[v + 1] += bstart[v];
+            prop *ns = realloc(sorted, total * sizeof(prop) + 1);
+            if (!ns) {
+                st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for %zu proposals", total);
+                goto cleanup;
+            }
+            sorted = ns;
+            {
+                int64_t *pos = malloc((size_t)n * sizeof(int64_t));
+                if (!pos) {
+                    st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory");
+                    goto cleanup;
+                }
+                memcpy(pos, bstart, (size_t)n * sizeof(int64_t));
+                for (int t = 0; t < nt; t++)
+                    for (size_t j = 0; j < bufs[t].n; j++)
+                        sorted[pos[bufs[t].p[j].dst]++] = bufs[t].p[j];
+                free(pos);
+            }
+#pragma omp parallel num_threads(nt) reduction(+ : updates)
+            {
+                int32_t *mid = malloc((size_t)K * sizeof(int32_t));
+                float *md = malloc((size_t)K * sizeof(float));
+                uint8_t *mn = malloc((size_t)K);
+                uint32_t *stamp = calloc((size_t)n, sizeof(uint32_t));
+                uint32_t epoch = 0;
+#pragma omp for schedule(dynamic, 64)
+                for (int64_t v = 0; v < n; v++) {
+                    int64_t m = bstart[v + 1] - bstart[v];
+                    if (m == 0 || !mid || !md || !mn || !stamp)
+                        continue;
+                    /* only proposals better than the row's worst can enter */
+                    prop *pv = sorted + bstart[v];
+                    const float worst = g.gd[v * K + K - 1];
+                    int64_t keep = 0;
+                    for (int64_t j = 0; j < m; j++)
+                        if (pv[j].dist < worst)
+                            pv[keep++] = pv[j];
+                    if (keep == 0)
+                        continue;
+                    qsort(pv, (size_t)keep, sizeof(prop), prop_cmp);
+                    updates += merge_row(&g, v, pv, keep, mid, md, mn, stamp, ++epoch);
+                }
+                free(mid);
+                free(md);
+                free(mn);
+                free(stamp);
+            }
+        }
+        if ((double)updates < stop_below)
+            break;
+    }
+    if (ex->progress)
+        ex->progress(ex->progress_user, "nn_descent", p->max_iterations, p->max_iterations);
+
+    /* 4. output: the first deg entries of each (sorted) row */
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        for (int j = 0; j < deg; j++) {
+            out_ids[i * deg + j] = (uint32_t)g.gid[i * K + j];
+            if (out_dist) {
+                float v = g.gd[i * K + j];
+                out_dist[i * deg + j] = p->metric == ANN_METRIC_EUCLIDEAN     ? sqrtf(v)
+                                      : p->metric == ANN_METRIC_INNER_PRODUCT ? -v
+                                                                              : v;
+            }
+        }
+    }
+
+cleanup:
+    free(x);
+    free(nrm);
+    free(g.gid);
+    free(g.gd);
+    free(g.gnew);
+    free(newf);
+    free(oldf);
+    free(revn);
+    free(revo);
+    free(nnew);
+    free(nold);
+    free(nrevn);
+    free(nrevo);
+    free(bstart);
+    free(sorted);
+    if (bufs)
+        for (int t = 0; t < nt; t++)
+            free(bufs[t].p);
+    free(bufs);
+    return st;
+}

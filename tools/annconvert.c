@@ -1,0 +1,505 @@
+/*
+ * annconvert - convert vector files between formats, element types and
+ * row ranges, and describe any file annkit reads (--info).
+ *
+ *   annconvert [OPTIONS] IN OUT
+ *   annconvert --info FILE...
+ *
+ * IN and OUT are PATH[:NAME] (NAME: a dataset of an HDF5 file), or "-"
+ * for text on stdin/stdout.  The output is written to a temporary file
+ * and renamed into place (tools/cli/cli_io.c); writing OUT.hdf5:NAME adds
+ * the dataset to an existing HDF5 file by copying the file to the
+ * temporary, appending there and renaming, so the original is untouched
+ * until the new file is complete.
+ */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    OPT_INFO = CLI_OPT_TOOL,
+    OPT_FORMAT,
+    OPT_OUTPUT_FORMAT,
+    OPT_DTYPE,
+    OPT_ROWS,
+    OPT_NORMALIZE,
+    OPT_DISTANCE,
+};
+
+static const struct option longopts[] = {
+    {"info", no_argument, NULL, OPT_INFO},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"output-format", required_argument, NULL, OPT_OUTPUT_FORMAT},
+    {"dtype", required_argument, NULL, OPT_DTYPE},
+    {"rows", required_argument, NULL, OPT_ROWS},
+    {"normalize", no_argument, NULL, OPT_NORMALIZE},
+    {"distance", required_argument, NULL, OPT_DISTANCE},
+    {NULL, 0, NULL, 0},
+};
+
+/** Everything the command line asks for. */
+struct convert_opts {
+    bool info;              /* --info: describe the operands instead of converting */
+    const char *in;         /* IN operand: PATH[:NAME], "-" = text on stdin */
+    const char *out;        /* OUT operand: PATH[:NAME], "-" = text on stdout */
+    ann_vformat in_format;  /* --format NAME: format of IN (AUTO = magic, then extension) */
+    ann_vformat out_format; /* --output-format NAME: format of OUT (AUTO = extension) */
+    int dtype;              /* --dtype TYPE: element type of OUT (-1 = keep, or the format's) */
+    int64_t row_begin;      /* --rows A:B, first row */
+    int64_t row_end;        /* --rows A:B, one past the last row (-1 = to the end) */
+    bool normalize;         /* --normalize: unit L2 rows, computed in f32 */
+    const char *distance;   /* --distance NAME: HDF5 'distance' attribute of OUT */
+};
+
+static void usage(FILE *out)
+{
+    fputs("Usage: annconvert [OPTIONS] IN OUT\n"
+          "       annconvert --info FILE...\n"
+          "Convert a vector file to another format, element type or row range,\n"
+          "or describe what a file holds (--info).\n"
+          "\n"
+          "IN, OUT and FILE are PATH[:NAME], where NAME picks a dataset of an HDF5\n"
+          "file; '-' is text on stdin or stdout.  Formats: hdf5, fvecs, ivecs, bvecs,\n"
+          "bin (.fbin .ibin .u8bin .i8bin .f16bin), npy, idx (input only), text.\n"
+          "\n"
+          "Options:\n"
+          "      --info            describe each FILE: format, shape, element type; for\n"
+          "                        annkit files the header, sections and meta text\n"
+          "      --format NAME     format of IN (default: from its magic bytes or extension)\n"
+          "      --output-format NAME\n"
+          "                        format of OUT (default: from its extension)\n"
+          "      --dtype TYPE      element type of OUT: f32, f16, i8, u8, i32, i64, f64\n"
+          "      --rows A:B        only rows A to B-1 of IN (':1000', '500:')\n"
+          "      --normalize       scale every row to unit L2 norm (computed in f32)\n"
+          "      --distance NAME   HDF5 output: set the file's 'distance' attribute\n"
+          "                        (euclidean, angular, hamming, jaccard)\n"
+          "\n",
+          out);
+    cli_help_common(out);
+}
+
+static bool valid_distance(const char *d)
+{
+    static const char *names[] = {"euclidean", "angular", "hamming", "jaccard"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(d, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* True when the comma-separated @p list contains @p item. */
+static bool list_has(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && strncmp(p, item, n) == 0)
+            return true;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* --info                                                              */
+/* ------------------------------------------------------------------ */
+
+static const char *kind_name(ann_kind k)
+{
+    return k == ANN_KIND_INDEX ? "index" : k == ANN_KIND_GRAPH ? "graph" : "?";
+}
+
+static int info_container(const char *path)
+{
+    ann_container_info h;
+    ann_container *c = NULL;
+    ann_status s = ann_container_probe(path, &h);
+    if (s == ANN_OK)
+        s = ann_container_open(path, &c);
+    if (s != ANN_OK)
+        return cli_report(s, path);
+
+    char size[32];
+    printf("file: %s\n", path);
+    printf("kind: %s\n", kind_name(h.kind));
+    printf("format: annkit\n");
+    printf("version: %u.%u\n", (unsigned)h.major, (unsigned)h.minor);
+    printf("algorithm: %s\n", ann_algo_name(h.algo));
+    printf("metric: %s\n", ann_metric_name(h.metric));
+    printf("dtype: %s\n", ann_dtype_name(h.dtype));
+    printf("rows: %lld\n", (long long)h.rows);
+    printf("dim: %lld\n", (long long)h.dim);
+    printf("file size: %llu (%s)\n", (unsigned long long)h.file_size,
+           cli_format_bytes(h.file_size, size, sizeof size));
+    printf("sections: %u\n", (unsigned)h.n_sections);
+    printf("  %-23s %12s %12s  %s\n", "name", "stored", "raw", "codec");
+    int rc = 0;
+    for (uint32_t i = 0; i < h.n_sections; i++) {
+        const char *name;
+        uint64_t stored, raw;
+        ann_codec codec;
+        s = ann_container_section_info(c, i, &name, &stored, &raw, &codec);
+        if (s != ANN_OK) {
+            rc = cli_report(s, path);
+            goto done;
+        }
+        printf("  %-23s %12llu %12llu  %s\n", name, (unsigned long long)stored,
+               (unsigned long long)raw, codec == ANN_CODEC_ZSTD ? "zstd" : "none");
+    }
+    if (ann_container_has(c, "meta")) {
+        const void *meta;
+        uint64_t len;
+        s = ann_container_get(c, "meta", &meta, &len);
+        if (s != ANN_OK) {
+            rc = cli_report(s, path);
+            goto done;
+        }
+        printf("meta:\n");
+        const char *p = meta, *end = p + len;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            if (n > 0 && !(n == 1 && p[0] == '\0'))
+                printf("  %.*s\n", (int)strnlen(p, n), p);
+            p += n + 1;
+        }
+    }
+done:
+    ann_container_close(c);
+    return rc;
+}
+
+static int info_vectors(const char *spec, const char *path, const char *name, ann_vformat fmt,
+                        ann_vformat forced)
+{
+    ann_vectors_info vi;
+    memset(&vi, 0, sizeof vi);
+    ann_status s = ann_vectors_probe(spec, forced, &vi);
+    if (s != ANN_OK)
+        return cli_report(s, path);
+    printf("file: %s\n", spec);
+    printf("kind: vectors\n");
+    printf("format: %s\n", ann_vformat_name(vi.format != ANN_VFMT_AUTO ? vi.format : fmt));
+    if (vi.format == ANN_VFMT_HDF5 && name[0] == '\0') {
+        /* The whole file: every dataset at the root with its shape. */
+        if (vi.hdf5_distance[0])
+            printf("distance: %s\n", vi.hdf5_distance);
+        printf("datasets:\n");
+        char list[sizeof vi.hdf5_datasets];
+        snprintf(list, sizeof list, "%s", vi.hdf5_datasets);
+        char *save = NULL;
+        for (char *ds = strtok_r(list, ",", &save); ds != NULL; ds = strtok_r(NULL, ",", &save)) {
+            char sub[PATH_MAX + 256];
+            ann_vectors_info di;
+            snprintf(sub, sizeof sub, "%s:%s", path, ds);
+            if (ann_vectors_probe(sub, ANN_VFMT_HDF5, &di) == ANN_OK)
+                printf("  %-16s %lld x %lld %s\n", ds, (long long)di.rows, (long long)di.cols,
+                       ann_dtype_name(di.dtype));
+            else
+                printf("  %-16s (not a 1-D or 2-D numeric dataset: %s)\n", ds, ann_last_error());
+        }
+        return 0;
+    }
+    if (name[0])
+        printf("dataset: %s\n", name);
+    printf("shape: %lld x %lld\n", (long long)vi.rows, (long long)vi.cols);
+    printf("dtype: %s\n", ann_dtype_name(vi.dtype));
+    if (vi.format == ANN_VFMT_HDF5 && vi.hdf5_distance[0])
+        printf("distance: %s\n", vi.hdf5_distance);
+    return 0;
+}
+
+static int run_info(char *const files[], int n, ann_vformat forced)
+{
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX], name[PATH_MAX];
+        int r = cli_split_spec(files[i], path, name);
+        if (r == 0 && strcmp(path, "-") == 0)
+            r = cli_usage_error("--info needs file names, not '-'");
+        if (r == 0) {
+            ann_vformat fmt = forced;
+            ann_dtype elem;
+            ann_status s = ANN_OK;
+            if (fmt == ANN_VFMT_AUTO)
+                s = ann_vformat_detect(path, &fmt, &elem);
+            if (i > 0)
+                printf("\n");
+            if (s != ANN_OK)
+                r = cli_report(s, path);
+            else if (fmt == ANN_VFMT_ANNKIT)
+                r = info_container(path);
+            else
+                r = info_vectors(files[i], path, name, fmt, forced);
+        }
+        /* Keep going over the other files; the worst status wins. */
+        if (r > rc)
+            rc = r;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Conversion                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Decide how OUT is written; checks that fail before any data is read. */
+struct out_plan {
+    char path[PATH_MAX];
+    char name[PATH_MAX];
+    ann_vformat format;
+    int format_dtype;    /* the one dtype the format holds, -1 = any */
+    bool hdf5_append;    /* add to an existing HDF5 file */
+    bool hdf5_replace;   /* replace an existing dataset of that name (-f) */
+};
+
+static int plan_output(const struct convert_opts *o, bool force, struct out_plan *plan)
+{
+    int rc;
+    memset(plan, 0, sizeof *plan);
+    if ((rc = cli_split_spec(o->out, plan->path, plan->name)) != 0)
+        return rc;
+    if ((rc = cli_output_format(plan->path, o->out_format, &plan->format, &plan->format_dtype)) != 0)
+        return rc;
+    if (strcmp(plan->path, "-") == 0 && !cli_format_is_text(plan->format))
+        return cli_usage_error("stdout ('-') takes only text output, not %s",
+                               ann_vformat_name(plan->format));
+    if (plan->format == ANN_VFMT_IDX)
+        return cli_usage_error("'%s': idx files can be read but not written", plan->path);
+    if (o->distance != NULL && plan->format != ANN_VFMT_HDF5)
+        return cli_usage_error("--distance applies only to HDF5 output");
+    if (plan->format != ANN_VFMT_HDF5)
+        return 0;
+
+    if (plan->name[0] == '\0')
+        return cli_usage_error("'%s': HDF5 output needs a dataset name: '%s:NAME'", plan->path,
+                               plan->path);
+    if (!cli_file_exists(plan->path))
+        return 0;
+    ann_vectors_info vi;
+    memset(&vi, 0, sizeof vi);
+    ann_clear_error();
+    if (ann_vectors_probe(plan->path, ANN_VFMT_HDF5, &vi) != ANN_OK) {
+        if (!force) {
+            cli_error("'%s': file exists and is not a readable HDF5 file (%s); use -f to replace it",
+                      plan->path, ann_last_error());
+            return CLI_EXIT_FAILURE;
+        }
+        return 0; /* replaced by a new file */
+    }
+    if (list_has(vi.hdf5_datasets, plan->name)) {
+        if (!force) {
+            cli_error("'%s': dataset '%s' exists; use -f to replace it", plan->path, plan->name);
+            return CLI_EXIT_FAILURE;
+        }
+        plan->hdf5_replace = true;
+    }
+    plan->hdf5_append = true;
+    return 0;
+}
+
+/* Apply --normalize and --dtype, then fit the format's element type. */
+static int transform(const struct convert_opts *o, const struct out_plan *plan, ann_matrix *m)
+{
+    ann_matrix tmp;
+    ann_status s;
+    if (o->normalize) {
+        /* Always a fresh f32 copy: the input may be a read-only mapping. */
+        if ((s = ann_matrix_convert(m, ANN_DTYPE_F32, &tmp)) != ANN_OK)
+            return cli_report(s, o->in);
+        ann_matrix_release(m);
+        *m = tmp;
+        if ((s = ann_matrix_normalize_rows(m)) != ANN_OK)
+            return cli_report(s, o->in);
+    }
+    if (o->dtype >= 0 && m->dtype != (ann_dtype)o->dtype) {
+        if ((s = ann_matrix_convert(m, (ann_dtype)o->dtype, &tmp)) != ANN_OK)
+            return cli_report(s, o->in);
+        ann_matrix_release(m);
+        *m = tmp;
+    }
+    if (plan->format_dtype >= 0 && m->dtype != (ann_dtype)plan->format_dtype) {
+        if (o->dtype >= 0)
+            return cli_usage_error("'%s': %s output holds %s, not %s", plan->path,
+                                   ann_vformat_name(plan->format),
+                                   ann_dtype_name((ann_dtype)plan->format_dtype),
+                                   ann_dtype_name((ann_dtype)o->dtype));
+        return cli_convert_lossless(m, (ann_dtype)plan->format_dtype, plan->path);
+    }
+    return 0;
+}
+
+static int run_convert(const struct convert_opts *o, const cli_common *co)
+{
+    struct out_plan plan;
+    cli_output out;
+    ann_matrix m;
+    ann_exec ex;
+    char in_path[PATH_MAX], in_name[PATH_MAX], spec[2 * PATH_MAX + 2];
+    int rc;
+    memset(&out, 0, sizeof out);
+    memset(&m, 0, sizeof m);
+
+    if ((rc = cli_exec_init(&ex, co)) != 0)
+        return rc;
+    if ((rc = cli_split_spec(o->in, in_path, in_name)) != 0)
+        return rc;
+    if ((rc = plan_output(o, co->force, &plan)) != 0)
+        return rc;
+    cli_output_opts oo = {
+        .force = co->force,
+        .binary = !cli_format_is_text(plan.format),
+        .keep_existing = plan.hdf5_append,
+    };
+    if ((rc = cli_output_open(&out, plan.path, &oo)) != 0)
+        return rc;
+
+    ann_read_opts ro;
+    ann_read_opts_init(&ro);
+    ro.format = o->in_format;
+    ro.row_begin = o->row_begin;
+    ro.row_end = o->row_end;
+    double t0 = cli_now();
+    ann_clear_error();
+    ann_status s = ann_vectors_read(o->in, &ro, &m);
+    if (s != ANN_OK) {
+        rc = cli_report(s, in_path);
+        goto done;
+    }
+    cli_info("read '%s': %lld x %lld %s in %.3f s", o->in, (long long)m.rows, (long long)m.cols,
+             ann_dtype_name(m.dtype), cli_now() - t0);
+    if ((rc = transform(o, &plan, &m)) != 0)
+        goto done;
+
+    ann_write_opts wo;
+    ann_write_opts_init(&wo);
+    wo.format = plan.format;
+    wo.hdf5_append = plan.hdf5_append;
+    wo.hdf5_replace = plan.hdf5_replace;
+    wo.hdf5_distance = o->distance;
+    if (plan.name[0])
+        snprintf(spec, sizeof spec, "%s:%s", cli_output_target(&out), plan.name);
+    else
+        snprintf(spec, sizeof spec, "%s", cli_output_target(&out));
+    t0 = cli_now();
+    ann_clear_error();
+    s = ann_vectors_write(spec, &m, &wo);
+    if (s != ANN_OK) {
+        rc = cli_report(s, plan.path);
+        goto done;
+    }
+    if ((rc = cli_output_commit(&out)) != 0)
+        goto done;
+    cli_info("wrote '%s': %lld x %lld %s (%s) in %.3f s", o->out, (long long)m.rows,
+             (long long)m.cols, ann_dtype_name(m.dtype), ann_vformat_name(plan.format),
+             cli_now() - t0);
+done:
+    cli_output_discard(&out);
+    ann_matrix_release(&m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct convert_opts o = {
+        .in_format = ANN_VFMT_AUTO,
+        .out_format = ANN_VFMT_AUTO,
+        .dtype = -1,
+        .row_begin = 0,
+        .row_end = -1,
+    };
+    cli_parser p;
+    int rc, c;
+    ann_dtype dt;
+
+    cli_init(argv[0], "annconvert");
+    if ((rc = cli_parser_init(&p, "", longopts, CLI_PARAMS_NONE, NULL, 0)) != 0)
+        return rc;
+    while ((c = cli_getopt(&p, argc, argv)) != CLI_GETOPT_END) {
+        switch (c) {
+        case CLI_GETOPT_HELP:
+            usage(stdout);
+            goto done;
+        case CLI_GETOPT_VERSION:
+            cli_print_version(stdout);
+            goto done;
+        case CLI_GETOPT_ERROR:
+            rc = CLI_EXIT_USAGE;
+            goto done;
+        case OPT_INFO:
+            o.info = true;
+            break;
+        case OPT_FORMAT:
+            if (ann_vformat_parse(optarg, &o.in_format) != ANN_OK) {
+                rc = cli_usage_error("unknown --format '%s'", optarg);
+                goto done;
+            }
+            break;
+        case OPT_OUTPUT_FORMAT:
+            if (ann_vformat_parse(optarg, &o.out_format) != ANN_OK) {
+                rc = cli_usage_error("unknown --output-format '%s'", optarg);
+                goto done;
+            }
+            break;
+        case OPT_DTYPE:
+            if (ann_dtype_parse(optarg, &dt) != ANN_OK) {
+                rc = cli_usage_error("unknown --dtype '%s' (f32, f16, i8, u8, i32, i64, f64)", optarg);
+                goto done;
+            }
+            o.dtype = (int)dt;
+            break;
+        case OPT_ROWS:
+            if ((rc = cli_parse_rows("--rows", optarg, &o.row_begin, &o.row_end)) != 0)
+                goto done;
+            break;
+        case OPT_NORMALIZE:
+            o.normalize = true;
+            break;
+        case OPT_DISTANCE:
+            if (!valid_distance(optarg)) {
+                rc = cli_usage_error("unknown --distance '%s' (euclidean, angular, hamming, jaccard)",
+                                     optarg);
+                goto done;
+            }
+            o.distance = optarg;
+            break;
+        default:
+            rc = cli_usage_error("unexpected option");
+            goto done;
+        }
+    }
+
+    int n = argc - optind;
+    if (o.info) {
+        if (o.dtype >= 0 || o.normalize || o.distance != NULL || o.out_format != ANN_VFMT_AUTO ||
+            o.row_begin != 0 || o.row_end != -1) {
+            rc = cli_usage_error("--info takes no conversion options (--dtype, --rows, --normalize, "
+                                 "--distance, --output-format)");
+            goto done;
+        }
+        if (n < 1) {
+            rc = cli_usage_error("--info needs at least one FILE");
+            goto done;
+        }
+        rc = run_info(argv + optind, n, o.in_format);
+        goto done;
+    }
+    if (n < 2) {
+        rc = cli_usage_error(n == 0 ? "missing operands IN and OUT" : "missing operand OUT");
+        goto done;
+    }
+    if (n > 2) {
+        rc = cli_usage_error("too many operands (from '%s' on)", argv[optind + 2]);
+        goto done;
+    }
+    o.in = argv[optind];
+    o.out = argv[optind + 1];
+    rc = run_convert(&o, &p.common);
+done:
+    cli_parser_free(&p);
+    return rc;
+}

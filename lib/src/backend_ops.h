@@ -59,8 +59,9 @@ typedef struct ann_bf_view {
 } ann_bf_view;
 
 /**
- * An IVF-Flat index: centers (n_lists x dim f32) with center_norms (same
- * convention as ann_bf_view.norms); vectors packed by list: list l holds
+ * An IVF-Flat index: centers (n_lists x dim f32) with center_norms (their
+ * squared L2 norms, for every metric; only the L2 family's coarse search
+ * uses them); vectors packed by list: list l holds
  * packed rows [list_offsets[l], list_offsets[l+1]) of data (row stride
  * dim x elem size) whose source ids are list_ids[row]; data_norms per
  * packed row (same convention).

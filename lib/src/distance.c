@@ -5,6 +5,7 @@
  * reductions let the compiler reassociate sums into vector lanes.
  */
 #include <cblas.h>
+#include <pthread.h>
 #include <math.h>
 #include <string.h>
 
@@ -173,11 +174,25 @@ void ann_row_norms(const void *data, ann_dtype t, int64_t rows, int64_t d, int64
     }
 }
 
+/*
+ * annkit parallelises over blocks itself and calls sgemm from inside its
+ * OpenMP regions.  OpenBLAS's own threading must then be off: with it on,
+ * concurrent calls contend for OpenBLAS's shared buffers and spin (small
+ * searches ran 50-250x slower on 2 threads).  Set once, before any GEMM.
+ */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_single_threaded(void)
+{
+    openblas_set_num_threads(1);
+}
+
 void ann_gemm_abt(int64_t m, int64_t n, int64_t kd, const float *a, int64_t lda, const float *b, int64_t ldb,
                   float *c, int64_t ldc)
 {
     if (m <= 0 || n <= 0)
         return;
+    pthread_once(&blas_once, blas_single_threaded);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)kd, 1.0f, a, (int)lda, b,
                 (int)ldb, 0.0f, c, (int)ldc);
 }

@@ -5,6 +5,7 @@
  * meta (key=value text), ids (rows x degree u32), distances (optional,
  * rows x degree f32).
  */
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,31 @@ static ann_status graph_alloc(int64_t rows, int32_t degree, bool with_dist, ann_
     }
     *out = g;
     return ANN_OK;
+}
+
+/* Every id < rows, never the row itself, no duplicate in a row (stamp array: O(rows x degree)). */
+static ann_status check_rows(const ann_graph *g, const char *where)
+{
+    uint32_t *stamp = calloc((size_t)g->rows, sizeof(uint32_t));
+    if (!stamp)
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory");
+    ann_status st = ANN_OK;
+    for (int64_t i = 0; i < g->rows && st == ANN_OK; i++) {
+        const uint32_t *r = g->ids + i * g->degree;
+        for (int32_t j = 0; j < g->degree; j++) {
+            const char *what = r[j] >= (uint64_t)g->rows ? "is not below the row count"
+                             : r[j] == (uint64_t)i       ? "is the row itself"
+                             : stamp[r[j]] == (uint32_t)i + 1 ? "appears twice" : NULL;
+            if (what) {
+                st = ann_set_error(ANN_ERR_FORMAT, "%s: row %lld, column %d: id %u %s", where, (long long)i, (int)j,
+                                   r[j], what);
+                break;
+            }
+            stamp[r[j]] = (uint32_t)i + 1;
+        }
+    }
+    free(stamp);
+    return st;
 }
 
 static bool vector_dtype(ann_dtype t)
@@ -272,6 +298,9 @@ ann_status ann_graph_from_ids(const ann_matrix *ids, const ann_matrix *distances
     if (ids->cols < 1 || ids->cols > 1024 || ids->rows < 2)
         return ann_set_error(ANN_ERR_FORMAT, "a graph of %lld rows x %lld neighbours is not valid",
                              (long long)ids->rows, (long long)ids->cols);
+    if (distances && distances->dtype != ANN_DTYPE_F32 && distances->dtype != ANN_DTYPE_F64)
+        return ann_set_error(ANN_ERR_FORMAT, "graph distances must be f32 or f64 (got %s)",
+                             ann_dtype_name(distances->dtype));
     if (distances && (distances->rows != ids->rows || distances->cols != ids->cols))
         return ann_set_error(ANN_ERR_MISMATCH, "distances are %lld x %lld, ids %lld x %lld",
                              (long long)distances->rows, (long long)distances->cols, (long long)ids->rows,
@@ -304,6 +333,10 @@ ann_status ann_graph_from_ids(const ann_matrix *ids, const ann_matrix *distances
                     g->distances[i * ids->cols + j] =
                         dm.dtype == ANN_DTYPE_F64 ? (float)((const double *)ann_matrix_row(&dm, i))[j] : 0.0f;
         }
+    }
+    if ((st = check_rows(g, "graph ids")) != ANN_OK) {
+        ann_graph_free(g);
+        return st;
     }
     *out = g;
     return ANN_OK;
@@ -346,10 +379,12 @@ ann_status ann_graph_load(const char *path, ann_graph **out)
         ann_container_close(c);
         return ann_set_error(ANN_ERR_FORMAT, "'%s': is an index file, not a graph", path);
     }
-    if (h->dtype != ANN_DTYPE_U32 || h->rows < 2 || h->dim < 1 || h->dim > 1024) {
+    if (h->dtype != ANN_DTYPE_U32 || h->rows < 2 || h->dim < 1 || h->dim > 1024 || h->dim >= h->rows ||
+        !strcmp(ann_metric_name(h->metric), "?") || !strcmp(ann_algo_name(h->algo), "?")) {
         ann_container_close(c);
-        return ann_set_error(ANN_ERR_FORMAT, "'%s': invalid graph header (dtype %d, rows %lld, degree %lld)", path,
-                             (int)h->dtype, (long long)h->rows, (long long)h->dim);
+        return ann_set_error(ANN_ERR_FORMAT,
+                             "'%s': invalid graph header (dtype %d, rows %lld, degree %lld, metric %d, algo %d)", path,
+                             (int)h->dtype, (long long)h->rows, (long long)h->dim, (int)h->metric, (int)h->algo);
     }
     ann_graph *g = calloc(1, sizeof *g);
     graph_owner *o = calloc(1, sizeof *o);
@@ -367,15 +402,15 @@ ann_status ann_graph_load(const char *path, ann_graph **out)
     g->degree = (int32_t)h->dim;
     const uint64_t bytes = (uint64_t)g->rows * g->degree * 4;
     const void *p;
-    st = ann_container_get_sized(c, "ids", bytes, &p);
+    uint64_t meta_len;
+    st = ann_container_get(c, "meta", &p, &meta_len);
+    if (st == ANN_OK)
+        st = ann_container_get_sized(c, "ids", bytes, &p);
     if (st == ANN_OK) {
         g->ids = (uint32_t *)p;
-        for (uint64_t i = 0; i < (uint64_t)g->rows * g->degree; i++)
-            if (g->ids[i] >= (uint64_t)g->rows) {
-                st = ann_set_error(ANN_ERR_FORMAT, "'%s': section 'ids': row %llu holds id %u, not below %lld rows",
-                                   path, (unsigned long long)(i / g->degree), g->ids[i], (long long)g->rows);
-                break;
-            }
+        char where[PATH_MAX + 32];
+        snprintf(where, sizeof where, "'%s': section 'ids'", path);
+        st = check_rows(g, where);
     }
     if (st == ANN_OK && ann_container_has(c, "distances")) {
         st = ann_container_get_sized(c, "distances", bytes, &p);

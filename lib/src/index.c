@@ -396,9 +396,13 @@ static ann_status ivf_add(ann_index *ix, const ann_matrix *data, const int64_t *
                 if (!cnt[l])
                     continue;
                 int64_t old = ix->list_offsets ? ix->list_offsets[l + 1] - ix->list_offsets[l] : 0;
-                for (int64_t j = 0; j < d; j++) {
-                    float *c = &ix->centers[(int64_t)l * d + j];
-                    *c = (float)(((double)*c * old + acc[(int64_t)l * d + j]) / (double)(old + cnt[l]));
+                float *cl = &ix->centers[(int64_t)l * d];
+                for (int64_t j = 0; j < d; j++)
+                    cl[j] = (float)(((double)cl[j] * old + acc[(int64_t)l * d + j]) / (double)(old + cnt[l]));
+                if (ix->metric == ANN_METRIC_INNER_PRODUCT || ix->metric == ANN_METRIC_COSINE) {
+                    /* k-means keeps these centers unit length; so do the running means */
+                    ann_matrix one = ann_matrix_view(cl, 1, d, ANN_DTYPE_F32);
+                    ann_matrix_normalize_rows(&one);
                 }
             }
             st = center_norms_update(ix);
@@ -556,8 +560,14 @@ ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t
     int64_t *new_ids = malloc((size_t)data->rows * sizeof(int64_t) + 1);
     if (!new_ids)
         return ann_set_error(ANN_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < data->rows; i++)
+    for (int64_t i = 0; i < data->rows; i++) {
         new_ids[i] = ids ? ids[i] : next + i;
+        if (new_ids[i] < 0) {
+            free(new_ids);
+            return ann_set_error(ANN_ERR_INVALID_ARG, "id %lld of row %lld is negative (-1 marks empty result slots)",
+                                 (long long)ids[i], (long long)i);
+        }
+    }
     if (ix->algo == ANN_ALGO_IVF_FLAT) {
         st = ivf_add(ix, data, new_ids, ex);
         free(new_ids);
@@ -739,7 +749,9 @@ ann_status ann_index_load(const char *path, ann_index **out)
     const ann_container_info *h = ann_container_header(c);
     if (h->kind != ANN_KIND_INDEX) {
         ann_container_close(c);
-        return ann_set_error(ANN_ERR_FORMAT, "'%s': is a graph file, not an index", path);
+        if (h->kind == ANN_KIND_GRAPH)
+            return ann_set_error(ANN_ERR_FORMAT, "'%s': is a graph file, not an index", path);
+        return ann_set_error(ANN_ERR_FORMAT, "'%s': header field 'kind' = %d is not an index", path, (int)h->kind);
     }
     if (h->algo != ANN_ALGO_BRUTE_FORCE && h->algo != ANN_ALGO_IVF_FLAT) {
         ann_container_close(c);
@@ -792,7 +804,16 @@ ann_status ann_index_load(const char *path, ann_index **out)
                 ix->ivf.kmeans_n_iters = (int32_t)v;
             if (ann_meta_get_i64(meta, meta_len, "adaptive_centers", path, &v) == ANN_OK)
                 ix->ivf.adaptive_centers = v != 0;
+            if (ann_meta_get_i64(meta, meta_len, "max_train_points_per_cluster", path, &v) == ANN_OK)
+                ix->ivf.max_train_points_per_cluster = (int32_t)v;
+            char buf[64];
+            if (ann_meta_get(meta, meta_len, "kmeans_trainset_fraction", buf, sizeof buf))
+                ix->ivf.kmeans_trainset_fraction = strtof(buf, NULL);
             ann_clear_error();
+            size_t nt;
+            const ann_param_desc *t = ann_ivf_flat_param_table(&nt);
+            if (ann_params_check(t, nt, &ix->ivf) != ANN_OK)
+                st = ann_set_error(ANN_ERR_FORMAT, "'%s': section 'meta': %s", path, ann_last_error());
         }
         const uint64_t L = (uint64_t)ix->ivf.n_lists;
         if (st == ANN_OK) {

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ann/brute_force.h"
+#include "ann/graph.h"
 #include "ann/ivf_flat.h"
 #include "ann/memory.h"
 #include "internal.h"
@@ -218,6 +219,7 @@ void ann_mem_inputs_init(ann_mem_inputs *in, ann_algo algo)
     in->k = 10;
     in->idx_bytes = 4;
     in->return_distances = true;
+    in->input_on_host = true;
     in->kmeans_trainset_fraction = 0.5;
     in->max_train_points_per_cluster = 256;
     in->imbalance = 3.0;
@@ -299,7 +301,7 @@ static ann_status check_inputs(const ann_mem_inputs *in)
                                  (long long)in->npartitions);
         if (!(in->imbalance >= 1.0) || !isfinite(in->imbalance))
             return ann_set_error(ANN_ERR_INVALID_ARG, "ace: imbalance = %g must be at least 1", in->imbalance);
-        if (in->input_on_device)
+        if (!in->input_on_host)
             return ann_set_error(ANN_ERR_INVALID_ARG, "ace: the dataset must be in host memory (hnsw-ace.md)");
         break;
     case ANN_ALGO_BRUTE_FORCE:
@@ -473,7 +475,7 @@ static void model_cagra(const ann_mem_inputs *in, ann_mem_estimate *e)
     int bp_nnd = add_term(e, "build_peak_nn_descent", ANN_MEM_DEVICE,
                           lin_add(in->input_on_device ? ds : lin_zero, lin_max(term_lin(e, nnd_device), opt)),
                           in->input_on_device ? "dataset_size* + max(NND_device_peak, optimize_peak)"
-                                              : "max(NND_device_peak, optimize_peak) (dataset_size* = 0: host input)",
+                                              : "max(NND_device_peak, optimize_peak) (dataset_size* = 0: input not on device)",
                           SRC_CAGRA_BUILD);
 
     /* Search */
@@ -510,7 +512,7 @@ static void model_cagra(const ann_mem_inputs *in, ann_mem_estimate *e)
         break;
     }
     set_peak(e, dev_peak);
-    if (!in->input_on_device) {
+    if (in->input_on_host) {
         int inp = add_term(e, "input_size", ANN_MEM_HOST, lin_rows(N, D * B), "N*D*B", SRC_INPUT);
         host_peak = add_term(e, "host_build_peak", ANN_MEM_HOST, lin_add(term_lin(e, inp), term_lin(e, host_peak)),
                              host_formula, SRC_INPUT);
@@ -569,16 +571,16 @@ static void model_nn_descent(const ann_mem_inputs *in, ann_mem_estimate *e)
     int l2 = add_term(e, "l2_norms_size", ANN_MEM_DEVICE, lin_rows(N, M_l2 * 4), "M_l2*N*4", SRC_NND_BUILD);
     int dws = add_term(e, "device_workspace_size", ANN_MEM_DEVICE, lin_rows(N, S * S_idx + S * 4 + 4 + 2 * 8),
                        "N*S*S_idx + N*S*4 + N*4 + 2*N*8", SRC_NND_BUILD);
-    int inp = add_term(e, "input_size", in->input_on_device ? ANN_MEM_DEVICE : ANN_MEM_HOST, lin_rows(N, D * B_in),
-                       "N*D*B_in", in->input_on_device ? SRC_NND_BUILD : SRC_INPUT);
     lin dev = lin_add(lin_add(term_lin(e, cds), term_lin(e, l2)), lin_add(term_lin(e, dws), term_lin(e, dist)));
     if (in->input_on_device)
-        dev = lin_add(term_lin(e, inp), dev);
+        dev = lin_add(term_lin(e, add_term(e, "device_input_size", ANN_MEM_DEVICE, lin_rows(N, D * B_in), "N*D*B_in",
+                                           SRC_NND_BUILD)),
+                      dev);
     int dbp = add_term(e, "device_build_peak", ANN_MEM_DEVICE, dev,
                        in->input_on_device
-                           ? "N*D*B_in + compute_dataset_size + l2_norms_size + device_workspace_size + distances_size"
+                           ? "device_input_size + compute_dataset_size + l2_norms_size + device_workspace_size + distances_size"
                            : "compute_dataset_size + l2_norms_size + device_workspace_size + distances_size "
-                             "(host input: no N*D*B_in)",
+                             "(no N*D*B_in: the input is not in device memory)",
                        SRC_NND_BUILD);
     lin hws = term_lin(e, graph);
     hws = lin_add(hws, lin_rows(N, E_G * (S_idx + 4)));
@@ -588,9 +590,11 @@ static void model_nn_descent(const ann_mem_inputs *in, ann_mem_estimate *e)
     int hw = add_term(e, "host_workspace_size", ANN_MEM_HOST, hws,
                       "graph_size + N*E_G*(S_idx + 4) + N*E_I*2 + N*912 + R*N*G*4", SRC_NND_BUILD);
     set_peak(e, dbp);
-    if (!in->input_on_device)
+    if (in->input_on_host) {
+        int inp = add_term(e, "input_size", ANN_MEM_HOST, lin_rows(N, D * B_in), "N*D*B_in", SRC_INPUT);
         hw = add_term(e, "host_build_peak", ANN_MEM_HOST, lin_add(term_lin(e, inp), hws),
                       "input_size + host_workspace_size", SRC_INPUT);
+    }
     set_peak(e, hw);
 }
 
@@ -1240,6 +1244,7 @@ ann_status ann_mem_check_build(ann_algo algo, const void *build_params, int64_t 
     in.rows = rows;
     in.dim = dim;
     in.dtype = dtype;
+    in.input_on_host = true; /* the tools read the dataset into host memory */
     in.input_on_device = on_device && algo != ANN_ALGO_HNSW;
     in.device = on_device;
     switch (algo) {
@@ -1256,8 +1261,19 @@ ann_status ann_mem_check_build(ann_algo algo, const void *build_params, int64_t 
             in.max_train_points_per_cluster = p->max_train_points_per_cluster;
         }
         break;
-    case ANN_ALGO_CAGRA:
     case ANN_ALGO_NN_DESCENT:
+        if (build_params) {
+            const ann_nn_descent_params *p = build_params;
+            in.metric = p->metric;
+            in.graph_degree = p->graph_degree;
+            in.intermediate_graph_degree = p->intermediate_graph_degree;
+            in.return_distances = p->return_distances;
+            in.dist_comp_bytes = p->dist_comp_dtype == ANN_DIST_COMP_FP32   ? 4
+                                 : p->dist_comp_dtype == ANN_DIST_COMP_FP16 ? 2
+                                                                            : 0;
+        }
+        break;
+    case ANN_ALGO_CAGRA:
     case ANN_ALGO_HNSW:
         if (build_params)
             return ann_set_error(ANN_ERR_INVALID_ARG,

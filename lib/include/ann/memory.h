@@ -88,9 +88,12 @@ typedef struct ann_mem_inputs {
     ann_dtype dtype;        /**< element type of the dataset (f32 default) */
     int32_t bytes_per_value;/**< B (B_in for NN-Descent); 0 = ann_dtype_size(dtype) */
     ann_metric metric;      /**< sqeuclidean default; decides norms (M_l2, annkit's norms) */
+    bool input_on_host;     /**< the dataset is in host memory during the build and counts
+                                 there as input_size (default true: annkit's tools read it
+                                 into host memory; brute_force, ivf_flat and ACE always) */
     bool input_on_device;   /**< the dataset is in device memory when the build starts
-                                 (cagra dataset_size*, nn_descent's N x D x B_in term);
-                                 false: it is in host memory and counts as input_size there */
+                                 (cagra's dataset_size*, nn_descent's N x D x B_in term);
+                                 default false */
     bool device;            /**< brute_force: also model the CUDA backend's device copies */
     int32_t n_threads;      /**< annkit's per-thread scratch; 0 = the OpenMP default */
     /* CAGRA, NN-Descent, ACE */
@@ -165,7 +168,9 @@ typedef struct ann_mem_estimate {
 } ann_mem_estimate;
 
 /**
- * Evaluate every term of model @p in->algo at N = in->rows.
+ * Evaluate every term of model @p in->algo at N = in->rows, in bytes.  Each
+ * term carries its formula and its source (doc and section, or annkit source
+ * file); man/annmem.1 lists them all.
  * Errors: ANN_ERR_INVALID_ARG (rows or dim < 1, a degree, ratio, batch, k,
  * bytes per value or imbalance out of range), ANN_ERR_UNSUPPORTED (a model
  * or phase that is not modelled: ivf_flat, nn_descent and ace searches).
@@ -202,10 +207,14 @@ typedef struct ann_mem_capacity {
 
 /**
  * Capacity of @p space for model @p in under @p budget (docs, "Scratch and
- * maximum vectors").  With budget->observed_peak, h_measured is computed
- * against the peak at observed_rows and, when budget->headroom < 0, used
- * as H (clamped at 0).  N_max is searched up to 2^53.
- * Errors: those of ann_mem_estimate_compute().
+ * maximum vectors"), all sizes in bytes.  With budget->observed_peak,
+ * h_measured is computed against the peak at observed_rows and, when
+ * budget->headroom < 0, used as H (clamped at 0).  N_max is searched up to
+ * 2^53 by evaluating the model: from the linear form's answer, then by
+ * bisection; for ivf_flat, whose peak can drop as N grows, the points
+ * where it drops (up to 10^6 of them) are checked too.  When the model has
+ * no peak in @p space, out->known is false and n_max is -1.
+ * Errors: those of ann_mem_estimate_compute(), ANN_ERR_NOMEM.
  */
 ann_status ann_mem_capacity_compute(const ann_mem_inputs *in, ann_mem_space space, const ann_mem_budget *budget,
                                     ann_mem_capacity *out);
@@ -248,12 +257,18 @@ ann_status ann_mem_check(const ann_mem_inputs *in, uint64_t max_host_bytes, uint
                          ann_mem_estimate *est);
 
 /**
- * ann_mem_check() for a build of @p algo with its build params struct:
- * ann_brute_force_params or ann_ivf_flat_params (metric, n_lists,
- * kmeans_trainset_fraction, max_train_points_per_cluster are read); for
- * CAGRA, NN_DESCENT and HNSW @p build_params must be NULL (the model's
- * defaults; use ann_mem_check() with filled inputs for other values).
- * @p on_device: the build runs on CUDA with the dataset in device memory.
+ * ann_mem_check() for a build of @p algo with its build params struct
+ * (NULL = the defaults): ann_brute_force_params (metric), ann_ivf_flat_params
+ * (metric, n_lists, kmeans_trainset_fraction, max_train_points_per_cluster),
+ * ann_nn_descent_params of ann/graph.h (metric, graph_degree,
+ * intermediate_graph_degree, return_distances, dist_comp_dtype); for CAGRA
+ * and HNSW @p build_params must be NULL (use ann_mem_check() with filled
+ * inputs for other values).  @p rows, @p dim: the dataset's N and D;
+ * @p dtype: its element type as the build sees it.  The dataset counts in
+ * host memory (the tools read it there); @p on_device: the build runs on
+ * CUDA and the dataset is also in device memory.
+ * Note: NN_DESCENT is the GPU model of seeds/nn-descent.md; the layout of
+ * the CPU NN-Descent (lib/src/nnd_cpu.c) is not modelled.
  * Errors: ANN_ERR_NOMEM (does not fit, see ann_mem_check()),
  * ANN_ERR_INVALID_ARG (non-NULL params of a model whose struct is unknown
  * here, bad sizes), ANN_ERR_UNSUPPORTED (no model for @p algo).

@@ -1,0 +1,253 @@
+/*
+ * test_graph.c - kNN graphs on the CPU: the brute-force graph against a
+ * slow oracle, NN-Descent recall floors for every metric (hamming on u8
+ * bytes too), structural soundness (no self, no duplicates, ids in range)
+ * for awkward sizes (N a multiple of the degree, N = degree + 1,
+ * duplicate vectors), repeatability, save/load and the error paths.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ann/ann.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                                      \
+    do {                                                                                                       \
+        if (!(cond)) {                                                                                         \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                               \
+            fprintf(stderr, __VA_ARGS__);                                                                      \
+            fprintf(stderr, "\n");                                                                             \
+            failures++;                                                                                        \
+        }                                                                                                      \
+    } while (0)
+
+static uint64_t rng = 88172645463325252ull;
+static double urand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+static void clustered(float *x, int64_t n, int64_t d, int clusters)
+{
+    float *c = malloc((size_t)clusters * d * sizeof(float));
+    for (int64_t i = 0; i < clusters * d; i++)
+        c[i] = (float)(60 + 140 * urand());
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = (int64_t)(urand() * clusters);
+        for (int64_t j = 0; j < d; j++)
+            x[i * d + j] = (float)fmin(255, fmax(0, nearbyint(c[k * d + j] + 20 * (urand() + urand() - 1))));
+    }
+    free(c);
+}
+
+/* No self, no duplicates, ids in range, distances ascending (descending for inner product). */
+static int sound(const ann_graph *g)
+{
+    for (int64_t i = 0; i < g->rows; i++) {
+        const uint32_t *r = g->ids + i * g->degree;
+        for (int a = 0; a < g->degree; a++) {
+            if (r[a] >= g->rows || r[a] == i)
+                return 0;
+            for (int b = 0; b < a; b++)
+                if (r[a] == r[b])
+                    return 0;
+            if (g->distances && a > 0) {
+                float p = g->distances[i * g->degree + a - 1], q = g->distances[i * g->degree + a];
+                if (g->metric == ANN_METRIC_INNER_PRODUCT ? q > p : q < p)
+                    return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+static void exact_row(const float *x, int64_t n, int64_t d, int64_t i, int deg, uint32_t *out)
+{
+    /* selection of the deg nearest other rows by (squared L2, id) */
+    double *best = malloc((size_t)deg * sizeof(double));
+    for (int a = 0; a < deg; a++)
+        best[a] = INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        if (j == i)
+            continue;
+        double s = 0;
+        for (int64_t t = 0; t < d; t++)
+            s += ((double)x[i * d + t] - x[j * d + t]) * ((double)x[i * d + t] - x[j * d + t]);
+        if (s >= best[deg - 1])
+            continue;
+        int a = deg - 1;
+        while (a > 0 && best[a - 1] > s) {
+            best[a] = best[a - 1];
+            out[a] = out[a - 1];
+            a--;
+        }
+        best[a] = s;
+        out[a] = (uint32_t)j;
+    }
+    free(best);
+}
+
+static void test_brute_force_graph(void)
+{
+    const int64_t n = 400, d = 12;
+    const int deg = 10;
+    float *x = malloc((size_t)n * d * sizeof(float));
+    clustered(x, n, d, 5);
+    memcpy(x + 7 * d, x + 3 * d, (size_t)d * sizeof(float)); /* a duplicate vector */
+    ann_matrix m = ann_matrix_view(x, n, d, ANN_DTYPE_F32);
+    ann_knn_graph_params p;
+    ann_knn_graph_params_init(&p);
+    p.graph_degree = deg;
+    ann_graph *g = NULL;
+    ann_status st = ann_graph_build(ANN_ALGO_BRUTE_FORCE, &p, &m, NULL, &g);
+    CHECK(st == ANN_OK && g && sound(g), "brute-force graph: %s", ann_last_error());
+    if (g) {
+        uint32_t want[16];
+        int bad = 0;
+        for (int64_t i = 0; i < n && !bad; i++) {
+            exact_row(x, n, d, i, deg, want);
+            if (memcmp(want, g->ids + i * deg, (size_t)deg * 4) != 0) {
+                CHECK(0, "brute-force graph row %lld differs from the oracle", (long long)i);
+                bad = 1;
+            }
+        }
+        CHECK(g->ids[3 * deg] == 7 && g->ids[7 * deg] == 3 && g->distances[3 * deg] == 0.0f,
+              "duplicate rows are each other's first neighbour");
+        double r = 0;
+        CHECK(ann_graph_eval(g, &m, 0, 1, NULL, &r) == ANN_OK && r == 1.0, "exact graph evaluates to %.4f", r);
+    }
+    ann_graph_free(g);
+    free(x);
+}
+
+static void test_nn_descent(ann_metric metric, int64_t n, int deg, int ideg, double floor_recall)
+{
+    const int64_t d = 16;
+    float *x = malloc((size_t)n * d * sizeof(float));
+    clustered(x, n, d, 20);
+    for (int64_t i = 0; i < 30 && i + 40 < n; i++) /* duplicates */
+        memcpy(x + (i + 40) * d, x + i * d, (size_t)d * sizeof(float));
+    ann_matrix f = ann_matrix_view(x, n, d, ANN_DTYPE_F32), u8;
+    ann_matrix_convert(&f, ANN_DTYPE_U8, &u8);
+    ann_matrix *m = metric == ANN_METRIC_HAMMING ? &u8 : &f;
+    ann_nn_descent_params p;
+    ann_nn_descent_params_init(&p);
+    p.metric = metric;
+    p.graph_degree = deg;
+    p.intermediate_graph_degree = ideg;
+    ann_exec ex;
+    ann_exec_init(&ex);
+    ex.seed = 7;
+    ann_graph *g = NULL;
+    ann_status st = ann_graph_build(ANN_ALGO_NN_DESCENT, &p, m, &ex, &g);
+    CHECK(st == ANN_OK && g, "nn_descent %s n=%lld: %s", ann_metric_name(metric), (long long)n, ann_last_error());
+    if (!g)
+        goto out;
+    CHECK(sound(g), "nn_descent %s n=%lld deg=%d: a row holds itself, a duplicate or a bad id",
+          ann_metric_name(metric), (long long)n, deg);
+    if (metric != ANN_METRIC_HAMMING) {
+        double r = 0;
+        st = ann_graph_eval(g, m, 300, 3, &ex, &r);
+        CHECK(st == ANN_OK && r >= floor_recall, "nn_descent %s n=%lld deg=%d: recall %.4f < %.2f",
+              ann_metric_name(metric), (long long)n, deg, r, floor_recall);
+    }
+    /* same seed, same threads: the same graph */
+    ann_graph *g2 = NULL;
+    st = ann_graph_build(ANN_ALGO_NN_DESCENT, &p, m, &ex, &g2);
+    CHECK(st == ANN_OK && g2 && memcmp(g->ids, g2->ids, (size_t)n * deg * 4) == 0,
+          "nn_descent %s: the same seed gave a different graph", ann_metric_name(metric));
+    ann_graph_free(g2);
+    ann_graph_free(g);
+out:
+    ann_matrix_release(&u8);
+    free(x);
+}
+
+static void test_files_and_errors(void)
+{
+    const int64_t n = 300, d = 8;
+    float *x = malloc((size_t)n * d * sizeof(float));
+    clustered(x, n, d, 4);
+    ann_matrix m = ann_matrix_view(x, n, d, ANN_DTYPE_F32);
+    ann_graph *g = NULL;
+    ann_nn_descent_params p;
+    ann_nn_descent_params_init(&p);
+    p.graph_degree = 8;
+    p.intermediate_graph_degree = 16;
+    CHECK(ann_graph_build(ANN_ALGO_NN_DESCENT, &p, &m, NULL, &g) == ANN_OK, "build: %s", ann_last_error());
+    char path[] = "/tmp/annkit-graph-XXXXXX";
+    close(mkstemp(path));
+    CHECK(ann_graph_save(g, path, true, 1) == ANN_OK, "save: %s", ann_last_error());
+    ann_graph *h = NULL;
+    CHECK(ann_graph_load(path, &h) == ANN_OK && h && h->rows == n && h->degree == 8 && h->distances &&
+              memcmp(h->ids, g->ids, (size_t)n * 8 * 4) == 0 &&
+              memcmp(h->distances, g->distances, (size_t)n * 8 * 4) == 0,
+          "graph round trip: %s", ann_last_error());
+    ann_graph_free(h);
+    /* an index is not a graph */
+    ann_index *ix = NULL;
+    ann_index_build(ANN_ALGO_BRUTE_FORCE, NULL, &m, NULL, &ix);
+    ann_index_save(ix, path, false, 1);
+    h = NULL;
+    CHECK(ann_graph_load(path, &h) == ANN_ERR_FORMAT && !h && strstr(ann_last_error(), "not a graph"),
+          "index loaded as a graph: %s", ann_last_error());
+    ann_index_free(ix);
+    unlink(path);
+    /* imported ids are checked */
+    int32_t ids[4 * 2] = {1, 2, 0, 2, 3, 3, 0, 1};
+    ann_matrix im = ann_matrix_view(ids, 4, 2, ANN_DTYPE_I32);
+    CHECK(ann_graph_from_ids(&im, NULL, ANN_METRIC_SQEUCLIDEAN, &h) == ANN_ERR_FORMAT &&
+              strstr(ann_last_error(), "row 2"),
+          "duplicate id accepted: %s", ann_last_error());
+    ids[4] = 2;
+    ids[5] = 2;
+    CHECK(ann_graph_from_ids(&im, NULL, ANN_METRIC_SQEUCLIDEAN, &h) == ANN_ERR_FORMAT &&
+              strstr(ann_last_error(), "row itself"),
+          "self loop accepted: %s", ann_last_error());
+    ids[4] = 0;
+    ids[5] = 1;
+    ids[7] = 9;
+    CHECK(ann_graph_from_ids(&im, NULL, ANN_METRIC_SQEUCLIDEAN, &h) == ANN_ERR_FORMAT, "id out of range accepted");
+    ids[7] = 2;
+    CHECK(ann_graph_from_ids(&im, NULL, ANN_METRIC_SQEUCLIDEAN, &h) == ANN_OK && h, "good ids refused: %s",
+          ann_last_error());
+    ann_graph_free(h);
+    /* too few rows for the degree */
+    ann_matrix small = ann_matrix_view(x, 8, d, ANN_DTYPE_F32);
+    ann_graph *s = NULL;
+    CHECK(ann_graph_build(ANN_ALGO_NN_DESCENT, &p, &small, NULL, &s) == ANN_ERR_INVALID_ARG && !s &&
+              strstr(ann_last_error(), "at least 9 rows"),
+          "8 rows for degree 8: %s", ann_last_error());
+    /* hamming needs bytes */
+    p.metric = ANN_METRIC_HAMMING;
+    CHECK(ann_graph_build(ANN_ALGO_NN_DESCENT, &p, &m, NULL, &s) == ANN_ERR_UNSUPPORTED, "hamming on f32");
+    ann_graph_free(g);
+    free(x);
+}
+
+int main(void)
+{
+    test_brute_force_graph();
+    test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 3000, 16, 32, 0.95);
+    test_nn_descent(ANN_METRIC_EUCLIDEAN, 2000, 10, 20, 0.95);
+    test_nn_descent(ANN_METRIC_COSINE, 2000, 10, 20, 0.93);
+    test_nn_descent(ANN_METRIC_INNER_PRODUCT, 2000, 10, 20, 0.70); /* not a metric: weaker */
+    test_nn_descent(ANN_METRIC_L1, 2000, 10, 20, 0.93);
+    test_nn_descent(ANN_METRIC_HAMMING, 1500, 10, 20, 0);
+    test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 64 * 40, 16, 64, 0.95); /* N a multiple of the degree */
+    test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 17, 16, 32, 1.0);      /* N = degree + 1: every other row */
+    test_files_and_errors();
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_graph: all checks passed\n");
+    return 0;
+}

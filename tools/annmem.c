@@ -453,10 +453,10 @@ static int model_from_command(char **cmd, int n, bool have_model, ann_mem_inputs
             algo = "nn_descent";
         if (algo == NULL)
             return cli_usage_error("--measure: '%s' has no --algo; give MODEL", cmd[0]);
-        if (ann_mem_model_parse(algo, &a) != ANN_OK) {
-            cli_error("--measure: no memory model for --algo %s (models: cagra, nn_descent, brute_force, "
-                      "ivf_flat, ace)",
-                      algo);
+        if (ann_mem_model_parse(algo, &a) != ANN_OK || (is_graph && a != ANN_ALGO_NN_DESCENT)) {
+            cli_error("--measure: no memory model for %s --algo %s (models: cagra, nn_descent, brute_force, "
+                      "ivf_flat, ace; anngraph: nn_descent); give MODEL",
+                      base, algo);
             return CLI_EXIT_UNAVAILABLE;
         }
         int32_t nt = in->n_threads;

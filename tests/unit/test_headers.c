@@ -10,6 +10,8 @@
 #include "ann/brute_force.h"
 #include "ann/ivf_flat.h"
 #include "ann/recall.h"
+#include "ann/graph.h"
+#include "ann/memory.h"
 #include "ann/ann.h"
 #include "ann/core.h"
 #include "ann/ann.h"

@@ -10,6 +10,7 @@
  *   ann/ivf_flat.h     IVF-Flat parameters
  *   ann/recall.h       recall@k (id intersection and the ann-benchmarks distance rule)
  *   ann/graph.h        kNN graphs: NN-Descent, brute force, evaluation, graph files
+ *   ann/memory.h       memory-footprint model (annmem, checks before builds)
  */
 #ifndef ANN_ANN_H_19c0de
 #define ANN_ANN_H_19c0de
@@ -23,5 +24,6 @@
 #include "ann/ivf_flat.h"
 #include "ann/recall.h"
 #include "ann/graph.h"
+#include "ann/memory.h"
 
 #endif

@@ -180,6 +180,21 @@ setup() {
     assert_no_temporaries
 }
 
+@test "--max-host-memory refuses a build that does not fit, before any work" {
+    run --separate-stderr annbuild --algo ivf_flat --n-lists 16 --max-host-memory 100K base.fbin -o ivf.ann
+    assert_failure 1
+    [[ "$stderr" == *"estimated peak host memory"* ]] || fail "stderr: $stderr"
+    [[ "$stderr" == *"--max-host-memory"* ]] || fail "stderr: $stderr"
+    [[ "$stderr" == *"rows fit"* ]] || fail "stderr: $stderr"
+    [ ! -e ivf.ann ] || fail "an index was written"
+    assert_no_temporaries
+    # the same build with room enough succeeds
+    annbuild --algo ivf_flat --n-lists 16 --max-host-memory 1GiB base.fbin -o ivf.ann
+    [ -s ivf.ann ]
+    run annbuild --algo ivf_flat --max-host-memory lots base.fbin -o x.ann
+    assert_failure 2
+}
+
 @test "an output in a missing directory fails before reading the data" {
     run --separate-stderr annbuild --algo brute_force base.fbin -o no/such/dir/x.ann
     assert_failure 1

@@ -3,6 +3,8 @@
  * row ranges, and describe any file annkit reads (--info).
  *
  *   annconvert [OPTIONS] IN OUT
+ *   annconvert [OPTIONS] [--distances PATH] GRAPH OUT
+ *   annconvert --to graph [--metric NAME] [--distances PATH] [--compress] IDS GRAPH
  *   annconvert --info FILE...
  *
  * IN and OUT are PATH[:NAME] (NAME: a dataset of an HDF5 file), or "-"
@@ -11,9 +13,16 @@
  * the dataset to an existing HDF5 file by copying the file to the
  * temporary, appending there and renaming, so the original is untouched
  * until the new file is complete.
+ *
+ * Graph files (anngraph, man/ann-graph.5) are exported as their ids, a
+ * rows x degree integer matrix (int32 unless --dtype says otherwise), and
+ * optionally their distances (--distances PATH, float32); --to graph reads
+ * such matrices back into a graph file (ann_graph_from_ids checks every
+ * id against the number of rows).
  */
 #include "cli/cli.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +34,10 @@ enum {
     OPT_ROWS,
     OPT_NORMALIZE,
     OPT_DISTANCE,
+    OPT_TO,
+    OPT_METRIC,
+    OPT_DISTANCES,
+    OPT_COMPRESS,
 };
 
 static const struct option longopts[] = {
@@ -35,6 +48,10 @@ static const struct option longopts[] = {
     {"rows", required_argument, NULL, OPT_ROWS},
     {"normalize", no_argument, NULL, OPT_NORMALIZE},
     {"distance", required_argument, NULL, OPT_DISTANCE},
+    {"to", required_argument, NULL, OPT_TO},
+    {"metric", required_argument, NULL, OPT_METRIC},
+    {"distances", required_argument, NULL, OPT_DISTANCES},
+    {"compress", no_argument, NULL, OPT_COMPRESS},
     {NULL, 0, NULL, 0},
 };
 
@@ -50,14 +67,22 @@ struct convert_opts {
     int64_t row_end;        /* --rows A:B, one past the last row (-1 = to the end) */
     bool normalize;         /* --normalize: unit L2 rows, computed in f32 */
     const char *distance;   /* --distance NAME: HDF5 'distance' attribute of OUT */
+    bool to_graph;          /* --to graph: IN holds ids, OUT is a graph file */
+    const char *metric;     /* --metric NAME of an imported graph (NULL: sqeuclidean) */
+    const char *distances;  /* --distances PATH: a graph's distances (export: written, import: read) */
+    bool compress;          /* --compress: zstd sections in a graph output */
 };
 
 static void usage(FILE *out)
 {
     fputs("Usage: annconvert [OPTIONS] IN OUT\n"
+          "       annconvert [OPTIONS] [--distances PATH] GRAPH OUT\n"
+          "       annconvert --to graph [--metric NAME] [--distances PATH] IDS GRAPH\n"
           "       annconvert --info FILE...\n"
           "Convert a vector file to another format, element type or row range,\n"
-          "or describe what a file holds (--info).\n"
+          "export a graph file's neighbour ids (and distances) as a matrix, import\n"
+          "such a matrix as a graph file (--to graph), or describe what a file holds\n"
+          "(--info).\n"
           "\n"
           "IN, OUT and FILE are PATH[:NAME], where NAME picks a dataset of an HDF5\n"
           "file; '-' is text on stdin or stdout.  Formats: hdf5, fvecs, ivecs, bvecs,\n"
@@ -74,6 +99,15 @@ static void usage(FILE *out)
           "      --normalize       scale every row to unit L2 norm (computed in f32)\n"
           "      --distance NAME   HDF5 output: set the file's 'distance' attribute\n"
           "                        (euclidean, angular, hamming, jaccard)\n"
+          "\n"
+          "Graphs:\n"
+          "      --distances PATH  GRAPH input: also write the graph's distances (float32)\n"
+          "                        to PATH; with --to graph: read them from PATH\n"
+          "      --to graph        read IN as neighbour ids (rows x degree integers, each\n"
+          "                        below rows) and write the graph file OUT\n"
+          "      --metric NAME     with --to graph: the metric recorded in the graph\n"
+          "                        (default sqeuclidean)\n"
+          "      --compress        with --to graph: store the sections zstd-compressed\n"
           "\n",
           out);
     cli_help_common(out);
@@ -257,20 +291,23 @@ struct out_plan {
     bool hdf5_replace;   /* replace an existing dataset of that name (-f) */
 };
 
-static int plan_output(const struct convert_opts *o, bool force, struct out_plan *plan)
+/* The plan for writing @p spec in format @p forced (AUTO: from the name);
+ * @p distance is the --distance attribute asked for, if any. */
+static int plan_output_spec(const char *spec, ann_vformat forced, const char *distance, bool force,
+                            struct out_plan *plan)
 {
     int rc;
     memset(plan, 0, sizeof *plan);
-    if ((rc = cli_split_spec(o->out, plan->path, plan->name)) != 0)
+    if ((rc = cli_split_spec(spec, plan->path, plan->name)) != 0)
         return rc;
-    if ((rc = cli_output_format(plan->path, o->out_format, &plan->format, &plan->format_dtype)) != 0)
+    if ((rc = cli_output_format(plan->path, forced, &plan->format, &plan->format_dtype)) != 0)
         return rc;
     if (strcmp(plan->path, "-") == 0 && !cli_format_is_text(plan->format))
         return cli_usage_error("stdout ('-') takes only text output, not %s",
                                ann_vformat_name(plan->format));
     if (plan->format == ANN_VFMT_IDX)
         return cli_usage_error("'%s': idx files can be read but not written", plan->path);
-    if (o->distance != NULL && plan->format != ANN_VFMT_HDF5)
+    if (distance != NULL && plan->format != ANN_VFMT_HDF5)
         return cli_usage_error("--distance applies only to HDF5 output");
     if (plan->format != ANN_VFMT_HDF5)
         return 0;
@@ -300,6 +337,11 @@ static int plan_output(const struct convert_opts *o, bool force, struct out_plan
     }
     plan->hdf5_append = true;
     return 0;
+}
+
+static int plan_output(const struct convert_opts *o, bool force, struct out_plan *plan)
+{
+    return plan_output_spec(o->out, o->out_format, o->distance, force, plan);
 }
 
 /* Apply --normalize and --dtype, then fit the format's element type. */
@@ -403,6 +445,354 @@ done:
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Graph files: export, import (--to graph)                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Whether @p path (a plain path, no ":NAME") is an annkit graph file: *is
+ * is set when its magic says annkit and its header says graph.  A file
+ * that does not exist or is not annkit is left to the vector readers,
+ * which report it; an annkit file whose header cannot be read is
+ * reported here.  Returns 0 or an exit status.
+ */
+static int graph_input(const char *path, ann_vformat forced, bool *is)
+{
+    *is = false;
+    if (strcmp(path, "-") == 0 || (forced != ANN_VFMT_AUTO && forced != ANN_VFMT_ANNKIT))
+        return 0;
+    ann_vformat fmt;
+    ann_dtype elem;
+    if (!cli_file_exists(path) || ann_vformat_detect(path, &fmt, &elem) != ANN_OK ||
+        fmt != ANN_VFMT_ANNKIT) {
+        ann_clear_error();
+        return 0;
+    }
+    ann_container_info h;
+    ann_clear_error();
+    ann_status s = ann_container_probe(path, &h);
+    if (s != ANN_OK)
+        return cli_report(s, path);
+    *is = h.kind == ANN_KIND_GRAPH;
+    return 0;
+}
+
+/* "TARGET" or "TARGET:NAME" into @p buf. */
+static const char *target_spec(char *buf, size_t len, const char *target, const char *name)
+{
+    if (name[0])
+        snprintf(buf, len, "%s:%s", target, name);
+    else
+        snprintf(buf, len, "%s", target);
+    return buf;
+}
+
+static int run_export(const struct convert_opts *o, const cli_common *co, const char *in_path)
+{
+    struct out_plan plan, dplan;
+    cli_output out, dout;
+    ann_graph *g = NULL;
+    ann_matrix ids, dist;
+    ann_exec ex;
+    char spec[2 * PATH_MAX + 2];
+    bool shared = false;
+    int rc;
+    ann_status s;
+    memset(&out, 0, sizeof out);
+    memset(&dout, 0, sizeof dout);
+    memset(&ids, 0, sizeof ids);
+    memset(&dist, 0, sizeof dist);
+    memset(&dplan, 0, sizeof dplan);
+
+    if (o->normalize)
+        return cli_usage_error("'%s' is a graph file: --normalize does not apply to its ids", o->in);
+    if ((rc = cli_exec_init(&ex, co)) != 0)
+        return rc;
+    if ((rc = plan_output(o, co->force, &plan)) != 0)
+        return rc;
+    if (o->distances != NULL) {
+        if ((rc = plan_output_spec(o->distances, ANN_VFMT_AUTO, NULL, co->force, &dplan)) != 0)
+            return rc;
+        if (strcmp(dplan.path, plan.path) == 0) {
+            /* Two datasets of one HDF5 file are written to one temporary. */
+            if (plan.format != ANN_VFMT_HDF5 || strcmp(plan.name, dplan.name) == 0)
+                return cli_usage_error("--distances '%s' names the same output as '%s' (use another "
+                                       "file, or another dataset of the HDF5 file)",
+                                       o->distances, o->out);
+            shared = true;
+        }
+    }
+    cli_output_opts oo = {
+        .force = co->force,
+        .binary = !cli_format_is_text(plan.format),
+        .keep_existing = plan.hdf5_append,
+    };
+    if ((rc = cli_output_open(&out, plan.path, &oo)) != 0)
+        goto done;
+    if (o->distances != NULL && !shared) {
+        cli_output_opts doo = {
+            .force = co->force,
+            .binary = !cli_format_is_text(dplan.format),
+            .keep_existing = dplan.hdf5_append,
+        };
+        if ((rc = cli_output_open(&dout, dplan.path, &doo)) != 0)
+            goto done;
+    }
+
+    double t0 = cli_now();
+    ann_clear_error();
+    if ((s = ann_graph_load(in_path, &g)) != ANN_OK) {
+        rc = cli_report(s, in_path);
+        goto done;
+    }
+    cli_info("read '%s': graph of %lld rows x degree %d, %s, %s in %.3f s", o->in, (long long)g->rows,
+             (int)g->degree, ann_metric_name(g->metric), g->distances ? "with distances" : "no distances",
+             cli_now() - t0);
+    if (o->distances != NULL && g->distances == NULL) {
+        cli_error("'%s': the graph holds no distances (it was built with --return-distances false)",
+                  in_path);
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
+    int64_t begin = o->row_begin, end = o->row_end < 0 ? g->rows : o->row_end;
+    if (begin >= g->rows || end > g->rows) {
+        cli_error("'%s': --rows %lld:%lld is outside the graph's %lld rows", in_path, (long long)begin,
+                  (long long)end, (long long)g->rows);
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
+
+    /* The ids: int32 unless --dtype or the format says otherwise. */
+    ids = ann_matrix_view(g->ids + begin * g->degree, end - begin, g->degree, ANN_DTYPE_U32);
+    if (o->dtype < 0 && plan.format_dtype < 0 && (rc = cli_convert_lossless(&ids, ANN_DTYPE_I32, plan.path)) != 0)
+        goto done;
+    if ((rc = transform(o, &plan, &ids)) != 0)
+        goto done;
+    ann_write_opts wo;
+    ann_write_opts_init(&wo);
+    wo.format = plan.format;
+    wo.hdf5_append = plan.hdf5_append;
+    wo.hdf5_replace = plan.hdf5_replace;
+    wo.hdf5_distance = o->distance;
+    t0 = cli_now();
+    ann_clear_error();
+    if ((s = ann_vectors_write(target_spec(spec, sizeof spec, cli_output_target(&out), plan.name), &ids,
+                               &wo)) != ANN_OK) {
+        rc = cli_report(s, plan.path);
+        goto done;
+    }
+
+    /* The distances: float32 as stored, in the same rows. */
+    if (o->distances != NULL) {
+        struct convert_opts dopts = *o;
+        dopts.dtype = -1;
+        dopts.normalize = false;
+        dist = ann_matrix_view(g->distances + begin * g->degree, end - begin, g->degree, ANN_DTYPE_F32);
+        if ((rc = transform(&dopts, &dplan, &dist)) != 0)
+            goto done;
+        ann_write_opts_init(&wo);
+        wo.format = dplan.format;
+        wo.hdf5_append = shared ? true : dplan.hdf5_append;
+        wo.hdf5_replace = dplan.hdf5_replace;
+        ann_clear_error();
+        if ((s = ann_vectors_write(target_spec(spec, sizeof spec, cli_output_target(shared ? &out : &dout),
+                                               dplan.name),
+                                   &dist, &wo)) != ANN_OK) {
+            rc = cli_report(s, dplan.path);
+            goto done;
+        }
+    }
+    if ((rc = cli_output_commit(&out)) != 0)
+        goto done;
+    if (o->distances != NULL && !shared && (rc = cli_output_commit(&dout)) != 0)
+        goto done;
+    cli_info("wrote '%s': %lld x %lld %s ids (%s)%s%s in %.3f s", o->out, (long long)ids.rows,
+             (long long)ids.cols, ann_dtype_name(ids.dtype), ann_vformat_name(plan.format),
+             o->distances ? " and distances to " : "", o->distances ? o->distances : "", cli_now() - t0);
+done:
+    cli_output_discard(&out);
+    cli_output_discard(&dout);
+    ann_matrix_release(&ids);
+    ann_matrix_release(&dist);
+    ann_graph_free(g);
+    return rc;
+}
+
+/* Value @p j of row @p i of a float matrix, as a double. */
+static double float_at(const ann_matrix *m, int64_t i, int64_t j)
+{
+    const void *r = ann_matrix_row(m, i);
+    switch (m->dtype) {
+    case ANN_DTYPE_F64:
+        return ((const double *)r)[j];
+    case ANN_DTYPE_F16:
+        return ann_f16_to_f32(((const uint16_t *)r)[j]);
+    default:
+        return ((const float *)r)[j];
+    }
+}
+
+/*
+ * Make the ids matrix @p m (read from @p what) one that ann_graph_from_ids
+ * takes: i32, u32 and i64 as they are; i8 and u8 widened; floating-point
+ * values (text is read as f32) only when each is an integer that the type
+ * holds exactly.  Returns 0 or CLI_EXIT_FAILURE.
+ */
+static int ids_as_integers(ann_matrix *m, const char *what)
+{
+    ann_matrix conv;
+    ann_status s;
+    switch (m->dtype) {
+    case ANN_DTYPE_I32:
+    case ANN_DTYPE_U32:
+    case ANN_DTYPE_I64:
+        return 0;
+    case ANN_DTYPE_I8:
+    case ANN_DTYPE_U8:
+        break;
+    case ANN_DTYPE_F32:
+    case ANN_DTYPE_F16:
+    case ANN_DTYPE_F64: {
+        const double exact = m->dtype == ANN_DTYPE_F64 ? 9007199254740992.0
+                           : m->dtype == ANN_DTYPE_F32 ? 16777216.0
+                                                       : 2048.0;
+        for (int64_t i = 0; i < m->rows; i++)
+            for (int64_t j = 0; j < m->cols; j++) {
+                double v = float_at(m, i, j);
+                if (v != floor(v)) {
+                    cli_error("'%s': row %lld, column %lld holds %g, not an id", what, (long long)i,
+                              (long long)j, v);
+                    return CLI_EXIT_FAILURE;
+                }
+                if (fabs(v) >= exact) {
+                    cli_error("'%s': row %lld, column %lld: id %.0f is beyond the integers that %s "
+                              "holds exactly (%.0f); give the ids as integers (npy, ivecs, ibin)",
+                              what, (long long)i, (long long)j, v, ann_dtype_name(m->dtype), exact);
+                    return CLI_EXIT_FAILURE;
+                }
+            }
+        break;
+    }
+    default:
+        cli_error("'%s': %s values cannot be neighbour ids", what, ann_dtype_name(m->dtype));
+        return CLI_EXIT_FAILURE;
+    }
+    if ((s = ann_matrix_convert(m, ANN_DTYPE_I64, &conv)) != ANN_OK)
+        return cli_report(s, what);
+    ann_matrix_release(m);
+    *m = conv;
+    return 0;
+}
+
+static int run_to_graph(const struct convert_opts *o, const cli_common *co)
+{
+    char in_path[PATH_MAX], in_name[PATH_MAX], d_path[PATH_MAX], d_name[PATH_MAX];
+    cli_output out;
+    ann_matrix ids, dist;
+    ann_graph *g = NULL;
+    ann_exec ex;
+    ann_metric metric = ANN_METRIC_SQEUCLIDEAN;
+    bool regraph = false;
+    int rc;
+    ann_status s;
+    memset(&out, 0, sizeof out);
+    memset(&ids, 0, sizeof ids);
+    memset(&dist, 0, sizeof dist);
+
+    if (o->dtype >= 0 || o->normalize || o->distance != NULL || o->out_format != ANN_VFMT_AUTO ||
+        o->row_begin != 0 || o->row_end != -1)
+        return cli_usage_error("--to graph takes no vector conversion options (--dtype, --rows, "
+                               "--normalize, --distance, --output-format)");
+    if (o->metric != NULL && ann_metric_parse(o->metric, &metric) != ANN_OK)
+        return cli_usage_error("unknown --metric '%s' (sqeuclidean, euclidean, inner_product, "
+                               "cosine, l1, hamming)",
+                               o->metric);
+    if ((rc = cli_split_spec(o->in, in_path, in_name)) != 0)
+        return rc;
+    if (o->distances != NULL && (rc = cli_split_spec(o->distances, d_path, d_name)) != 0)
+        return rc;
+    if ((rc = graph_input(in_path, o->in_format, &regraph)) != 0)
+        return rc;
+    if (regraph && (o->metric != NULL || o->distances != NULL))
+        return cli_usage_error("'%s' is a graph file already: --to graph copies it (--compress), "
+                               "without --metric or --distances",
+                               o->in);
+    if ((rc = cli_exec_init(&ex, co)) != 0)
+        return rc;
+    cli_output_opts oo = {.force = co->force, .binary = true};
+    if ((rc = cli_output_open(&out, o->out, &oo)) != 0)
+        return rc;
+
+    double t0 = cli_now();
+    if (regraph) {
+        ann_clear_error();
+        if ((s = ann_graph_load(in_path, &g)) != ANN_OK) {
+            rc = cli_report(s, in_path);
+            goto done;
+        }
+    } else {
+        ann_read_opts ro;
+        ann_read_opts_init(&ro);
+        ro.format = o->in_format;
+        ann_clear_error();
+        if ((s = ann_vectors_read(o->in, &ro, &ids)) != ANN_OK) {
+            rc = cli_report(s, in_path);
+            goto done;
+        }
+        cli_info("read '%s': %lld x %lld %s", o->in, (long long)ids.rows, (long long)ids.cols,
+                 ann_dtype_name(ids.dtype));
+        if ((rc = ids_as_integers(&ids, in_path)) != 0)
+            goto done;
+        if (o->distances != NULL) {
+            ann_read_opts_init(&ro);
+            ann_clear_error();
+            if ((s = ann_vectors_read(o->distances, &ro, &dist)) != ANN_OK) {
+                rc = cli_report(s, d_path);
+                goto done;
+            }
+            cli_info("read '%s': %lld x %lld %s", o->distances, (long long)dist.rows,
+                     (long long)dist.cols, ann_dtype_name(dist.dtype));
+            if (dist.rows != ids.rows || dist.cols != ids.cols) {
+                cli_error("'%s': %lld x %lld distances, but '%s' holds %lld x %lld ids", d_path,
+                          (long long)dist.rows, (long long)dist.cols, o->in, (long long)ids.rows,
+                          (long long)ids.cols);
+                rc = CLI_EXIT_FAILURE;
+                goto done;
+            }
+            if (dist.dtype != ANN_DTYPE_F32) {
+                ann_matrix f;
+                if ((s = ann_matrix_convert(&dist, ANN_DTYPE_F32, &f)) != ANN_OK) {
+                    rc = cli_report(s, d_path);
+                    goto done;
+                }
+                ann_matrix_release(&dist);
+                dist = f;
+            }
+        }
+        ann_clear_error();
+        if ((s = ann_graph_from_ids(&ids, o->distances ? &dist : NULL, metric, &g)) != ANN_OK) {
+            rc = cli_report(s, in_path);
+            goto done;
+        }
+    }
+    ann_clear_error();
+    if ((s = ann_graph_save(g, cli_output_target(&out), o->compress, co->threads)) != ANN_OK) {
+        rc = cli_report(s, o->out);
+        goto done;
+    }
+    if ((rc = cli_output_commit(&out)) != 0)
+        goto done;
+    cli_info("wrote '%s': graph of %lld rows x degree %d, %s, %s in %.3f s", o->out, (long long)g->rows,
+             (int)g->degree, ann_metric_name(g->metric), g->distances ? "with distances" : "no distances",
+             cli_now() - t0);
+done:
+    cli_output_discard(&out);
+    ann_graph_free(g);
+    ann_matrix_release(&ids);
+    ann_matrix_release(&dist);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct convert_opts o = {
@@ -467,6 +857,27 @@ int main(int argc, char **argv)
             }
             o.distance = optarg;
             break;
+        case OPT_TO:
+            if (strcmp(optarg, "graph") == 0) {
+                o.to_graph = true;
+            } else if (strcmp(optarg, "hnswlib") == 0) {
+                cli_error("--to hnswlib: not available in this build (it converts CAGRA indexes)");
+                rc = CLI_EXIT_UNAVAILABLE;
+                goto done;
+            } else {
+                rc = cli_usage_error("unknown --to '%s' (graph)", optarg);
+                goto done;
+            }
+            break;
+        case OPT_METRIC:
+            o.metric = optarg;
+            break;
+        case OPT_DISTANCES:
+            o.distances = optarg;
+            break;
+        case OPT_COMPRESS:
+            o.compress = true;
+            break;
         default:
             rc = cli_usage_error("unexpected option");
             goto done;
@@ -476,9 +887,10 @@ int main(int argc, char **argv)
     int n = argc - optind;
     if (o.info) {
         if (o.dtype >= 0 || o.normalize || o.distance != NULL || o.out_format != ANN_VFMT_AUTO ||
-            o.row_begin != 0 || o.row_end != -1) {
+            o.row_begin != 0 || o.row_end != -1 || o.to_graph || o.metric != NULL ||
+            o.distances != NULL || o.compress) {
             rc = cli_usage_error("--info takes no conversion options (--dtype, --rows, --normalize, "
-                                 "--distance, --output-format)");
+                                 "--distance, --output-format, --to, --metric, --distances, --compress)");
             goto done;
         }
         if (n < 1) {
@@ -498,6 +910,27 @@ int main(int argc, char **argv)
     }
     o.in = argv[optind];
     o.out = argv[optind + 1];
+    if (o.to_graph) {
+        rc = run_to_graph(&o, &p.common);
+        goto done;
+    }
+    if (o.metric != NULL || o.compress) {
+        rc = cli_usage_error("%s applies only with --to graph", o.metric ? "--metric" : "--compress");
+        goto done;
+    }
+    char in_path[PATH_MAX], in_name[PATH_MAX];
+    bool is_graph = false;
+    if ((rc = cli_split_spec(o.in, in_path, in_name)) != 0 ||
+        (rc = graph_input(in_path, o.in_format, &is_graph)) != 0)
+        goto done;
+    if (is_graph) {
+        rc = run_export(&o, &p.common, in_path);
+        goto done;
+    }
+    if (o.distances != NULL) {
+        rc = cli_usage_error("--distances applies to a graph file input, or with --to graph");
+        goto done;
+    }
     rc = run_convert(&o, &p.common);
 done:
     cli_parser_free(&p);

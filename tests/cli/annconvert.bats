@@ -413,3 +413,161 @@ assert_fails_cleanly() {
     run --separate-stderr annconvert -q q.fbin q.npy
     [ -z "$stderr" ]
 }
+
+# ------------------------------------------------------------------
+# Graph files (anngraph): export as matrices, import with --to graph
+# ------------------------------------------------------------------
+
+@test "--info describes a graph file: header, sections and meta" {
+    anngraph --algo brute_force --graph-degree 6 base.fbin -o g.knn
+    run --separate-stderr annconvert --info g.knn
+    assert_success
+    assert_line "kind: graph"
+    assert_line "format: annkit"
+    assert_line "algorithm: brute_force"
+    assert_line "dtype: u32"
+    assert_line "rows: 200"
+    assert_line "dim: 6"
+    assert_line --regexp '^  ids +4800 +4800  none$'
+    assert_line --regexp '^  distances +4800 +4800  none$'
+    assert_line "  graph_degree=6"
+    assert_line "  has_distances=1"
+}
+
+@test "a graph exports its ids as int32, or as the type --dtype names" {
+    anngraph --algo brute_force --graph-degree 6 base.fbin -o g.knn
+    "$GEN" knn -k 7 base.fbin base.fbin | awk '{ for (j = 2; j <= NF; j++) printf "%s%s", $j, (j < NF ? " " : "\n") }' >expect.txt
+    for out in g.npy g.ivecs g.ibin g.txt g.hdf5:neighbors; do
+        annconvert g.knn "$out"
+        if [ "$out" != g.txt ]; then   # text reads back as f32
+            run annconvert --info "$out"
+            assert_line "dtype: i32"
+        fi
+        annconvert "$out" back.txt
+        same_numbers expect.txt back.txt || fail "through $out"
+        rm back.txt
+    done
+    run annconvert --info g.npy
+    assert_line "shape: 200 x 6"
+    for t in u32 i64; do
+        annconvert --dtype "$t" g.knn "g-$t.npy"
+        run annconvert --info "g-$t.npy"
+        assert_line "dtype: $t"
+        annconvert "g-$t.npy" back.txt
+        same_numbers expect.txt back.txt
+        rm back.txt
+    done
+    # Text to stdout, a slice of rows.
+    run --separate-stderr annconvert --rows 10:12 g.knn -
+    assert_success
+    [ "${#lines[@]}" -eq 2 ]
+    [ "$(printf '%s\n' "$output" | tr -s ' \t' ' ')" = "$(sed -n 11,12p expect.txt)" ]
+}
+
+@test "--distances writes a graph's distances, also into the same HDF5 file" {
+    anngraph --algo brute_force --graph-degree 6 base.fbin -o g.knn
+    "$GEN" knn -k 7 -D base.fbin base.fbin | awk '{ for (j = 2; j <= NF; j++) printf "%s%s", $j, (j < NF ? " " : "\n") }' >expect_d.txt
+    annconvert --distances d.fvecs g.knn ids.ivecs
+    annconvert d.fvecs d.txt
+    paste expect_d.txt d.txt | awk '{ n = NF / 2; for (j = 1; j <= n; j++) { a = $j; b = $(j + n);
+        e = a - b; if (e < 0) e = -e; if (e > 1e-4 * (a + 1)) { print NR ": " a " vs " b; bad = 1 } } }
+        END { exit bad }'
+    annconvert --distance euclidean --distances g.hdf5:distances g.knn g.hdf5:neighbors
+    run annconvert --info g.hdf5
+    assert_line "distance: euclidean"
+    assert_line --regexp '^  neighbors +200 x 6 i32$'
+    assert_line --regexp '^  distances +200 x 6 f32$'
+    run -2 annconvert -f --distances g.hdf5:neighbors g.knn g.hdf5:neighbors
+    run -2 annconvert --distances x.npy g.knn x.npy
+    run -2 annconvert --distances - g.knn -
+    # Distances do not fit an integer format.
+    run --separate-stderr annconvert --distances d.ivecs g.knn ids2.ivecs
+    assert_failure 1
+    [ ! -e d.ivecs ] && [ ! -e ids2.ivecs ]
+    assert_no_temporaries
+}
+
+@test "--to graph imports ids and distances, checked, with the metric given" {
+    printf '1 2\n2 0\n0 1\n1 0\n' >ids.txt
+    printf '0.5 1\n0.25 2\n1 3\n4 5\n' >d.txt
+    run --separate-stderr annconvert --to graph --metric cosine --distances d.txt ids.txt g.knn
+    assert_success
+    [ -z "$output" ] && [ -z "$stderr" ]
+    run annconvert --info g.knn
+    assert_line "kind: graph"
+    assert_line "algorithm: none"
+    assert_line "metric: cosine"
+    assert_line "rows: 4"
+    assert_line "dim: 2"
+    annconvert --distances d2.txt g.knn ids2.txt
+    same_numbers ids.txt ids2.txt
+    same_numbers d.txt d2.txt
+    # Without --metric: sqeuclidean; without --distances: none stored.
+    annconvert --to graph ids.txt plain.knn
+    run annconvert --info plain.knn
+    assert_line "metric: sqeuclidean"
+    assert_line "sections: 2"
+    # --compress, and a graph file in is copied.
+    anngraph --algo brute_force --metric cosine --graph-degree 6 base.fbin -o g6.knn
+    annconvert --to graph --compress g6.knn z.knn
+    run annconvert --info z.knn
+    assert_line --regexp '^  ids +[0-9]+ +4800  zstd$'
+    assert_line "metric: cosine"
+    assert_line "algorithm: brute_force"
+    annconvert g6.knn a.npy
+    annconvert z.knn b.npy
+    cmp a.npy b.npy
+}
+
+@test "--to graph rejects ids that do not make a graph, with the file named" {
+    printf '1 2\n0 2\n0 3\n' >range.txt
+    printf '1 2\n0 2\n0 -1\n' >negative.txt
+    printf '1 2\n0 2.5\n0 1\n' >fraction.txt
+    printf '1 2\n1 2\n0 1\n' >self.txt
+    printf '1 1\n0 2\n0 1\n' >repeat.txt
+    printf '1\n' >onerow.txt
+    printf '0 1\n16777216 1\n' >huge.txt
+    for f in range.txt negative.txt fraction.txt self.txt repeat.txt onerow.txt huge.txt; do
+        run --separate-stderr annconvert --to graph "$f" g.knn
+        [ "$status" -eq 1 ] || fail "$f: status $status: $stderr"
+        [[ "$stderr" == "annconvert: '$f': "* ]] || fail "$f: message: $stderr"
+        [ ! -e g.knn ] || fail "$f: g.knn written"
+    done
+    run --separate-stderr annconvert --to graph range.txt g.knn
+    [[ "$stderr" == *"row 2, column 1"*"3"* ]] || fail "the message names no row: $stderr"
+    run --separate-stderr annconvert --to graph huge.txt g.knn
+    [[ "$stderr" == *"16777216"*"f32"* ]] || fail "message: $stderr"
+    # Distances of another shape.
+    printf '1 2\n0 2\n0 1\n' >ids.txt
+    printf '1 2\n3 4\n' >d.txt
+    run --separate-stderr annconvert --to graph --distances d.txt ids.txt g.knn
+    assert_failure 1
+    [[ "$stderr" == "annconvert: 'd.txt': "* ]] || fail "message: $stderr"
+    [ ! -e g.knn ]
+    assert_no_temporaries
+}
+
+@test "graph options are usage errors where they do not apply" {
+    anngraph --algo brute_force --graph-degree 4 base.fbin -o g.knn
+    printf '1 2\n0 2\n0 1\n' >ids.txt
+    run -2 annconvert --metric cosine base.fbin x.npy
+    run -2 annconvert --compress base.fbin x.npy
+    run -2 annconvert --distances d.npy base.fbin x.npy
+    run -2 annconvert --to nothing ids.txt x.knn
+    run -2 annconvert --to graph --dtype i32 ids.txt x.knn
+    run -2 annconvert --to graph --rows :2 ids.txt x.knn
+    run -2 annconvert --to graph --metric nope ids.txt x.knn
+    run -2 annconvert --to graph ids.txt -
+    run -2 annconvert --to graph --metric l1 g.knn x.knn
+    run -2 annconvert --normalize g.knn x.npy
+    run -2 annconvert --info --to graph g.knn
+    run --separate-stderr annconvert --to hnswlib g.knn x.hnsw
+    assert_failure 3
+    [[ "$stderr" == "annconvert: --to hnswlib: not available in this build"* ]] || fail "$stderr"
+    [ ! -e x.npy ] && [ ! -e x.knn ] && [ ! -e x.hnsw ]
+    # An existing graph output needs -f.
+    annconvert --to graph ids.txt y.knn
+    run annconvert --to graph ids.txt y.knn
+    assert_failure 1
+    annconvert -f --to graph ids.txt y.knn
+}

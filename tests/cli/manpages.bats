@@ -11,7 +11,7 @@
 load common
 
 MAN_DIR="$ANNKIT_SRC_DIR/man"
-PAGES="annbuild.1 annconvert.1 annsearch.1 annkit.7"
+PAGES="annbuild.1 annconvert.1 annsearch.1 anngraph.1 annkit.7"
 
 # The text of a page as a reader sees it, without overstrike.
 render() {
@@ -68,7 +68,7 @@ setup() {
             grep -qx "\\.Sh $sec" "$MAN_DIR/$page" || fail "$page has no $sec"
         done
     done
-    for page in annbuild.1 annconvert.1 annsearch.1; do
+    for page in annbuild.1 annconvert.1 annsearch.1 anngraph.1; do
         for sec in SYNOPSIS OPTIONS FILES; do
             grep -qx "\\.Sh $sec" "$MAN_DIR/$page" || fail "$page has no $sec"
         done
@@ -117,6 +117,12 @@ run_examples() {
     run_examples annsearch.1
     run annconvert --info bench.hdf5
     assert_line --regexp '^  neighbors +100 x 100 i32$'
+}
+
+@test "the EXAMPLES of anngraph(1) run" {
+    run_examples anngraph.1
+    [ -s base.knn ] && [ -s exact.knn ] && [ -s head.knn ] && [ -s copy.knn ]
+    cmp <(annconvert base.knn - ) <(annconvert copy.knn - )
 }
 
 @test "the EXAMPLES of annkit(7) run" {

@@ -43,8 +43,8 @@ static void cpu_describe(char *buf, size_t len)
 
 static bool cpu_supports(ann_op op, ann_dtype dtype, ann_metric metric)
 {
-    if (metric == ANN_METRIC_HAMMING) /* bitwise hamming: u8/i8 graphs only */
-        return op == ANN_OP_NN_DESCENT && (dtype == ANN_DTYPE_U8 || dtype == ANN_DTYPE_I8);
+    if (metric == ANN_METRIC_HAMMING) /* bitwise hamming: u8/i8 graphs and exact search */
+        return (op == ANN_OP_NN_DESCENT || op == ANN_OP_BF_SEARCH) && (dtype == ANN_DTYPE_U8 || dtype == ANN_DTYPE_I8);
     return true;
 }
 

@@ -19,7 +19,7 @@
 #include "cpu_ops.h"
 #include "internal.h"
 
-enum { QB = 64, BB = 512, RERANK_PAD = 16 };
+enum { QB = 256, BB = 512, RERANK_PAD = 16 };
 
 typedef struct cand {
     double key;   /* smaller is better */
@@ -80,9 +80,59 @@ static void block_keys(const ann_bf_view *ix, const float *qf, int64_t qb, int64
     }
 }
 
+/* Bitwise hamming on u8/i8 rows: exact integer counts, a heap of k per query. */
+static ann_status bf_hamming(const ann_bf_view *ix, const ann_matrix *q, int64_t k, int nt, int64_t *ids,
+                             float *dist)
+{
+    const int64_t d = ix->dim, n = ix->rows;
+    if (q->dtype != ANN_DTYPE_U8 && q->dtype != ANN_DTYPE_I8)
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "hamming: queries must be u8 or i8 (got %s)",
+                             ann_dtype_name(q->dtype));
+    int failed = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        float *hk = malloc((size_t)k * sizeof(float));
+        int64_t *hi = malloc((size_t)k * sizeof(int64_t));
+        if (!hk || !hi)
+            failed = 1;
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t i = 0; i < q->rows; i++) {
+            if (!hk || !hi)
+                continue;
+            const uint8_t *a = ann_matrix_row(q, i);
+            ann_topk h;
+            ann_topk_init(&h, hk, hi, (int)k);
+            for (int64_t r = 0; r < n; r++) {
+                const uint8_t *b = (const uint8_t *)ix->data + r * ix->stride;
+                int64_t c = 0, j = 0;
+                for (; j + 8 <= d; j += 8) {
+                    uint64_t x, y;
+                    memcpy(&x, a + j, 8);
+                    memcpy(&y, b + j, 8);
+                    c += __builtin_popcountll(x ^ y);
+                }
+                for (; j < d; j++)
+                    c += __builtin_popcount((unsigned)(a[j] ^ b[j]));
+                if ((float)c <= ann_topk_bound(&h))
+                    ann_topk_push(&h, (float)c, r);
+            }
+            ann_topk_sort(&h);
+            for (int64_t j = 0; j < k; j++) {
+                ids[i * k + j] = j < h.n ? hi[j] : -1;
+                dist[i * k + j] = j < h.n ? hk[j] : INFINITY;
+            }
+        }
+        free(hk);
+        free(hi);
+    }
+    return failed ? ann_set_error(ANN_ERR_NOMEM, "brute force: out of memory") : ANN_OK;
+}
+
 ann_status ann_cpu_bf_search(const ann_bf_view *ix, const ann_matrix *q, int64_t k, int n_threads,
                              int64_t *ids, float *dist)
 {
+    if (ix->metric == ANN_METRIC_HAMMING)
+        return bf_hamming(ix, q, k, ann_threads(n_threads), ids, dist);
     const int64_t nq = q->rows, d = ix->dim, n = ix->rows;
     const int nt = ann_threads(n_threads);
     const int64_t kk = k + RERANK_PAD < n ? k + RERANK_PAD : n;
@@ -179,18 +229,43 @@ ann_status ann_cpu_bf_search(const ann_bf_view *ix, const ann_matrix *q, int64_t
                 if (!c)
                     continue;
                 int64_t m = 0;
+                double full_worst = -INFINITY; /* worst exact key among slices whose heap filled up */
                 for (int64_t s = 0; s < n_slices; s++) {
                     size_t off = ((size_t)s * nq + i) * kk;
-                    for (int j = 0; j < rcount[(size_t)s * nq + i]; j++) {
+                    const int cnt = rcount[(size_t)s * nq + i];
+                    for (int j = 0; j < cnt; j++) {
                         int64_t id = rid[off + j];
                         double v = ann_exact_dist(ix->metric, qf + i * d,
                                                   (const char *)ix->data + id * ix->stride, ix->dtype, d);
                         c[m].key = ix->metric == ANN_METRIC_INNER_PRODUCT ? -v : v;
                         c[m].id = id;
+                        if (cnt == kk && kk < n && c[m].key > full_worst)
+                            full_worst = c[m].key;
                         m++;
                     }
                 }
                 qsort(c, (size_t)m, sizeof(cand), cand_cmp);
+                /*
+                 * When a full slice's candidates all tie (to rounding) with the k-th
+                 * best, more rows of that distance may have been left out by the
+                 * GEMM's rounding: settle this query by an exact scan of every row.
+                 */
+                if (m >= k && full_worst > -INFINITY &&
+                    full_worst <= c[k - 1].key + 1e-6 * fabs(c[k - 1].key) + 1e-30) {
+                    cand *all = malloc((size_t)n * sizeof(cand));
+                    if (all) {
+                        for (int64_t r = 0; r < n; r++) {
+                            double v = ann_exact_dist(ix->metric, qf + i * d,
+                                                      (const char *)ix->data + r * ix->stride, ix->dtype, d);
+                            all[r].key = ix->metric == ANN_METRIC_INNER_PRODUCT ? -v : v;
+                            all[r].id = r;
+                        }
+                        qsort(all, (size_t)n, sizeof(cand), cand_cmp);
+                        m = m < n ? m : n;
+                        memcpy(c, all, (size_t)m * sizeof(cand));
+                        free(all);
+                    }
+                }
                 for (int64_t j = 0; j < k; j++) {
                     if (j < m) {
                         ids[i * k + j] = c[j].id;

@@ -166,7 +166,7 @@ static ann_status check_metric(ann_metric m)
     case ANN_METRIC_L1:
         return ANN_OK;
     case ANN_METRIC_HAMMING:
-        return ann_set_error(ANN_ERR_UNSUPPORTED, "metric hamming is not available for indexes yet");
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "metric hamming is available for brute_force on u8/i8 data only");
     }
     return ann_set_error(ANN_ERR_INVALID_ARG, "unknown metric %d", (int)m);
 }
@@ -503,8 +503,13 @@ ann_status ann_index_build(ann_algo algo, const void *params, const ann_matrix *
     if (st != ANN_OK)
         return st;
     ann_metric metric = *(const ann_metric *)((const char *)params + desc->metric_offset);
-    if ((st = check_metric(metric)) != ANN_OK)
+    if (metric == ANN_METRIC_HAMMING && algo == ANN_ALGO_BRUTE_FORCE) {
+        if (data->dtype != ANN_DTYPE_U8 && data->dtype != ANN_DTYPE_I8)
+            return ann_set_error(ANN_ERR_UNSUPPORTED, "metric hamming needs u8 or i8 data (got %s)",
+                                 ann_dtype_name(data->dtype));
+    } else if ((st = check_metric(metric)) != ANN_OK) {
         return st;
+    }
 
     ann_index *ix = calloc(1, sizeof *ix);
     if (!ix)
@@ -758,7 +763,11 @@ ann_status ann_index_load(const char *path, ann_index **out)
         return ann_set_error(ANN_ERR_UNSUPPORTED, "'%s': %s indexes cannot be loaded by this build", path,
                              ann_algo_name(h->algo));
     }
-    if (!vector_dtype(h->dtype) || h->rows < 0 || h->dim < 1 || check_metric(h->metric) != ANN_OK) {
+    bool metric_ok = check_metric(h->metric) == ANN_OK ||
+                     (h->metric == ANN_METRIC_HAMMING && h->algo == ANN_ALGO_BRUTE_FORCE &&
+                      (h->dtype == ANN_DTYPE_U8 || h->dtype == ANN_DTYPE_I8));
+    ann_clear_error();
+    if (!vector_dtype(h->dtype) || h->rows < 0 || h->dim < 1 || !metric_ok) {
         ann_container_close(c);
         return ann_set_error(ANN_ERR_FORMAT, "'%s': invalid header (dtype %d, rows %lld, dim %lld, metric %d)",
                              path, (int)h->dtype, (long long)h->rows, (long long)h->dim, (int)h->metric);

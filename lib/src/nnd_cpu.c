@@ -90,11 +90,13 @@ static inline float dot_key(const nnd *g, int64_t a, int64_t b, float dot)
     case ANN_METRIC_INNER_PRODUCT: return -dot;
     case ANN_METRIC_COSINE: {
         float den = g->nrm[a] * g->nrm[b];
-        return den > 0 ? 1.0f - dot / den : 1.0f;
+        float v = den > 0 ? 1.0f - dot / den : 1.0f;
+        return v > 4e-7f ? v : 0; /* below float resolution: identical directions */
     }
     default: {
+        /* rounding leaves about 1e-7 x (|a|^2 + |b|^2) where a == b: report 0 below that */
         float v = g->nrm[a] + g->nrm[b] - 2.0f * dot;
-        return v > 0 ? v : 0;
+        return v > 4e-7f * (g->nrm[a] + g->nrm[b]) ? v : 0;
     }
     }
 }
@@ -607,6 +609,9 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
             out_ids[i * deg + j] = (uint32_t)g.gid[i * K + j];
             if (out_dist) {
                 float v = g.gd[i * K + j];
+                if (g.nrm && p->metric != ANN_METRIC_COSINE &&
+                    v <= 4e-7f * (g.nrm[i] + g.nrm[g.gid[i * K + j]])) /* initial-graph rounding */
+                    v = 0;
                 out_dist[i * deg + j] = p->metric == ANN_METRIC_EUCLIDEAN     ? sqrtf(v)
                                       : p->metric == ANN_METRIC_INNER_PRODUCT ? -v
                                                                               : v;

@@ -343,8 +343,95 @@ static void test_errors(void)
     CHECK(isinf(ann_f16_to_f32(ann_f32_to_f16(1e6f))), "f16 overflow to inf");
 }
 
+/* More exact ties than the k + 16 candidates: the lowest ids still win, for every query of a batch. */
+static void test_many_ties(void)
+{
+    const int64_t n = 2000, d = 16, nq = 600, k = 10;
+    float *x = malloc((size_t)n * d * 4), *q = malloc((size_t)nq * d * 4);
+    make_data(x, n, d, 8);
+    for (int64_t r = 1000; r < 1060; r++) /* 60 copies of row 7, after other rows */
+        memcpy(x + r * d, x + 7 * d, (size_t)d * 4);
+    for (int64_t i = 0; i < nq; i++)
+        memcpy(q + i * d, x + 7 * d, (size_t)d * 4);
+    ann_matrix xm = ann_matrix_view(x, n, d, ANN_DTYPE_F32), qm = ann_matrix_view(q, nq, d, ANN_DTYPE_F32);
+    ann_index *ix = NULL;
+    ann_exec ex;
+    ann_exec_init(&ex);
+    ex.device = ANN_DEVICE_CPU;
+    CHECK(ann_index_build(ANN_ALGO_BRUTE_FORCE, NULL, &xm, &ex, &ix) == ANN_OK, "build");
+    int64_t *ids = malloc((size_t)nq * k * 8);
+    float *dd = malloc((size_t)nq * k * 4);
+    CHECK(ann_index_search(ix, NULL, &qm, k, &ex, ids, dd) == ANN_OK, "search");
+    int bad = 0;
+    for (int64_t i = 0; i < nq && !bad; i++)
+        for (int64_t j = 0; j < k; j++) {
+            int64_t want = j == 0 ? 7 : 1000 + j - 1;
+            if (ids[i * k + j] != want || dd[i * k + j] != 0.0f) {
+                CHECK(0, "ties: query %lld rank %lld: id %lld dist %g, want id %lld dist 0", (long long)i,
+                      (long long)j, (long long)ids[i * k + j], dd[i * k + j], (long long)want);
+                bad = 1;
+                break;
+            }
+        }
+    ann_index_free(ix);
+    free(ids);
+    free(dd);
+    free(x);
+    free(q);
+}
+
+/* Bitwise hamming on u8 rows against a popcount oracle; refused on f32. */
+static void test_hamming(void)
+{
+    const int64_t n = 500, d = 12, nq = 40, k = 7;
+    uint8_t *x = malloc((size_t)n * d), *q = malloc((size_t)nq * d);
+    for (int64_t i = 0; i < n * d; i++)
+        x[i] = (uint8_t)(urand() * 256);
+    for (int64_t i = 0; i < nq * d; i++)
+        q[i] = (uint8_t)(urand() * 256);
+    ann_matrix xm = ann_matrix_view(x, n, d, ANN_DTYPE_U8), qm = ann_matrix_view(q, nq, d, ANN_DTYPE_U8);
+    ann_brute_force_params bp;
+    ann_brute_force_params_init(&bp);
+    bp.metric = ANN_METRIC_HAMMING;
+    ann_index *ix = NULL;
+    CHECK(ann_index_build(ANN_ALGO_BRUTE_FORCE, &bp, &xm, NULL, &ix) == ANN_OK, "hamming build: %s",
+          ann_last_error());
+    int64_t ids[40 * 7];
+    float dd[40 * 7];
+    CHECK(ix && ann_index_search(ix, NULL, &qm, k, NULL, ids, dd) == ANN_OK, "hamming search: %s", ann_last_error());
+    pair *p = malloc((size_t)n * sizeof(pair));
+    for (int64_t i = 0; i < nq && ix; i++) {
+        for (int64_t r = 0; r < n; r++) {
+            int c = 0;
+            for (int64_t j = 0; j < d; j++)
+                c += __builtin_popcount((unsigned)(q[i * d + j] ^ x[r * d + j]));
+            p[r].key = c;
+            p[r].id = r;
+        }
+        qsort(p, (size_t)n, sizeof(pair), pair_cmp);
+        for (int64_t j = 0; j < k; j++)
+            if (ids[i * k + j] != p[j].id || dd[i * k + j] != (float)p[j].key) {
+                CHECK(0, "hamming query %lld rank %lld: %lld/%g vs %lld/%g", (long long)i, (long long)j,
+                      (long long)ids[i * k + j], dd[i * k + j], (long long)p[j].id, p[j].key);
+                i = nq;
+                break;
+            }
+    }
+    free(p);
+    ann_index_free(ix);
+    float f[4] = {0};
+    ann_matrix fm = ann_matrix_view(f, 2, 2, ANN_DTYPE_F32);
+    ix = NULL;
+    CHECK(ann_index_build(ANN_ALGO_BRUTE_FORCE, &bp, &fm, NULL, &ix) == ANN_ERR_UNSUPPORTED && !ix,
+          "hamming on f32 must be refused");
+    free(x);
+    free(q);
+}
+
 int main(void)
 {
+    test_many_ties();
+    test_hamming();
     const ann_metric metrics[] = {ANN_METRIC_SQEUCLIDEAN, ANN_METRIC_EUCLIDEAN, ANN_METRIC_INNER_PRODUCT,
                                   ANN_METRIC_COSINE, ANN_METRIC_L1};
     const ann_dtype dtypes[] = {ANN_DTYPE_F32, ANN_DTYPE_U8, ANN_DTYPE_F16, ANN_DTYPE_I8};

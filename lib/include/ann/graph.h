@@ -26,8 +26,8 @@ typedef enum ann_dist_comp_dtype {
 
 /**
  * NN-Descent parameters: names and defaults of seeds/nn-descent.md
- * "Build parameters".  graph_degree is clamped to intermediate_graph_degree,
- * and intermediate_graph_degree to rows - 1.
+ * "Build parameters".  intermediate_graph_degree is raised to graph_degree
+ * when smaller, and lowered to rows - 1 when larger.
  */
 typedef struct ann_nn_descent_params {
     ann_metric metric;                  /**< default sqeuclidean; hamming needs u8/i8 data */

@@ -19,8 +19,6 @@ enum {
     OPT_ROWS,
     OPT_COMPRESS,
     OPT_FORMAT,
-    OPT_MAX_HOST,
-    OPT_MAX_GPU,
 };
 
 static const struct option longopts[] = {
@@ -29,8 +27,7 @@ static const struct option longopts[] = {
     {"rows", required_argument, NULL, OPT_ROWS},
     {"compress", no_argument, NULL, OPT_COMPRESS},
     {"format", required_argument, NULL, OPT_FORMAT},
-    {"max-host-memory", required_argument, NULL, OPT_MAX_HOST},
-    {"max-gpu-memory", required_argument, NULL, OPT_MAX_GPU},
+    CLI_MEM_LONGOPTS,
     {"output", required_argument, NULL, 'o'},
     {NULL, 0, NULL, 0},
 };
@@ -45,8 +42,7 @@ struct build_opts {
     int64_t row_begin;    /* --rows A:B, first row */
     int64_t row_end;      /* --rows A:B, one past the last row (-1: to the end) */
     bool compress;        /* --compress: zstd sections */
-    int64_t max_host;     /* --max-host-memory BYTES (0: the available host memory) */
-    int64_t max_gpu;      /* --max-gpu-memory BYTES (0: no device check) */
+    cli_mem_limits mem;   /* --max-host-memory, --max-gpu-memory */
 };
 
 /* Index algorithms annbuild knows by name (anngraph makes the graphs). */
@@ -89,14 +85,9 @@ static void usage(FILE *out, const cli_parser *p)
           "  -o, --output INDEX    the index file to write (required)\n"
           "      --rows A:B        index only rows A to B-1 of DATASET (':1000', '500:')\n"
           "      --compress        store the index sections zstd-compressed\n"
-          "      --format NAME     format of DATASET (default: from its magic or extension)\n"
-          "      --max-host-memory BYTES\n"
-          "                        refuse before any work when the build's estimated peak\n"
-          "                        host memory does not fit (default: the available memory;\n"
-          "                        the model is annmem's)\n"
-          "      --max-gpu-memory BYTES\n"
-          "                        the same for device memory on --device cuda\n",
+          "      --format NAME     format of DATASET (default: from its magic or extension)\n",
           out);
+    cli_mem_help(out);
     cli_help_params(out, p);
     fputs("\n", out);
     cli_help_common(out);
@@ -167,26 +158,10 @@ static int run_build(const struct build_opts *o, const cli_parser *p)
         goto done;
     if ((rc = cli_exec_init(&ex, &p->common)) != 0)
         goto done;
-    {
-        /* the memory model says whether the build fits, before any work */
-        ann_vectors_info vi;
-        ann_clear_error();
-        if (ann_vectors_probe(o->dataset, o->format, &vi) != ANN_OK || vi.rows < 1)
-            goto check_done; /* reading the data will say what is wrong */
-        int64_t hi = o->row_end < 0 || o->row_end > vi.rows ? vi.rows : o->row_end;
-        int64_t lo = o->row_begin < hi ? o->row_begin : hi;
-        ann_dtype dt = vi.dtype == ANN_DTYPE_F16 || vi.dtype == ANN_DTYPE_I8 || vi.dtype == ANN_DTYPE_U8
-                           ? vi.dtype : ANN_DTYPE_F32;
-        ann_clear_error();
-        s = ann_mem_check_build(desc->algo, params, hi - lo, vi.cols, dt, (uint64_t)o->max_host,
-                                (uint64_t)o->max_gpu, ex.device == ANN_DEVICE_CUDA, NULL);
-        if (s != ANN_OK) {
-            rc = cli_report(s, NULL);
-            goto done;
-        }
-    }
-check_done:
-    ann_clear_error();
+    /* the memory model says whether the build fits, before any work */
+    if ((rc = cli_mem_check(&o->mem, o->dataset, o->format, o->row_begin, o->row_end, desc->algo, params,
+                            ex.device)) != 0)
+        goto done;
     cli_output_opts oo = {.force = p->common.force, .binary = true};
     if ((rc = cli_output_open(&out, o->output, &oo)) != 0)
         goto done;
@@ -295,12 +270,9 @@ int main(int argc, char **argv)
         case OPT_COMPRESS:
             o.compress = true;
             break;
-        case OPT_MAX_HOST:
-            if ((rc = cli_parse_i64("--max-host-memory", optarg, 1, INT64_MAX, &o.max_host)) != 0)
-                goto done;
-            break;
-        case OPT_MAX_GPU:
-            if ((rc = cli_parse_i64("--max-gpu-memory", optarg, 1, INT64_MAX, &o.max_gpu)) != 0)
+        case CLI_OPT_MAX_HOST:
+        case CLI_OPT_MAX_GPU:
+            if ((rc = cli_mem_option(c, optarg, &o.mem)) != 0)
                 goto done;
             break;
         case OPT_FORMAT:

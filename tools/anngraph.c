@@ -38,6 +38,7 @@ static const struct option fixed_longopts[] = {
     {"eval", no_argument, NULL, OPT_EVAL},
     {"sample", required_argument, NULL, OPT_SAMPLE},
     {"json", no_argument, NULL, OPT_JSON},
+    CLI_MEM_LONGOPTS,
     {"output", required_argument, NULL, 'o'},
 };
 #define N_FIXED (sizeof fixed_longopts / sizeof fixed_longopts[0])
@@ -263,8 +264,10 @@ static void usage(FILE *out)
           "  -o, --output GRAPH    the graph file to write (required)\n"
           "      --rows A:B        use only rows A to B-1 of DATASET (':1000', '500:')\n"
           "      --compress        store the graph sections zstd-compressed\n"
-          "      --format NAME     format of DATASET (default: from its magic or extension)\n"
-          "\n"
+          "      --format NAME     format of DATASET (default: from its magic or extension)\n",
+          out);
+    cli_mem_help(out);
+    fputs("\n"
           "Evaluation:\n"
           "      --eval            read GRAPH and DATASET and print the graph's recall: the\n"
           "                        fraction of each sampled row's exact nearest rows that\n"
@@ -297,6 +300,7 @@ struct graph_opts {
     int64_t sample;       /* --sample N (0: every row) */
     bool sample_given;
     bool json;            /* --json */
+    cli_mem_limits mem;   /* --max-host-memory, --max-gpu-memory */
 };
 
 /* Read the dataset (rows, format) into @p data as f32/f16/i8/u8.
@@ -391,6 +395,9 @@ static int run_build(const struct graph_opts *o, const struct opt_table *t, cons
     if ((rc = cli_split_spec(o->dataset, path, name)) != 0)
         goto done;
     if ((rc = cli_exec_init(&ex, co)) != 0)
+        goto done;
+    if ((rc = cli_mem_check(&o->mem, o->dataset, o->format, o->row_begin, o->row_end, ga->algo, &params,
+                            ex.device)) != 0)
         goto done;
     cli_output_opts oo = {.force = co->force, .binary = true};
     if ((rc = cli_output_open(&out, o->output, &oo)) != 0)
@@ -568,6 +575,11 @@ int main(int argc, char **argv)
             break;
         case OPT_COMPRESS:
             o.compress = true;
+            break;
+        case CLI_OPT_MAX_HOST:
+        case CLI_OPT_MAX_GPU:
+            if ((rc = cli_mem_option(c, optarg, &o.mem)) != 0)
+                goto done;
             break;
         case OPT_FORMAT:
             if (ann_vformat_parse(optarg, &o.format) != ANN_OK || o.format == ANN_VFMT_ANNKIT) {

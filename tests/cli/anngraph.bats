@@ -415,3 +415,12 @@ assert 0.9 <= o["recall"] <= 1 and o["seconds"] >= 0, o
     [ ! -e big.knn ]
     assert_no_temporaries
 }
+
+@test "--max-host-memory refuses a graph that does not fit, before any work" {
+    run --separate-stderr anngraph --max-host-memory 10K mid.fbin -o g.knn
+    assert_failure 1
+    [[ "$stderr" == *"estimated peak host memory"* ]] || fail "stderr: $stderr"
+    [ ! -e g.knn ] || fail "a graph was written"
+    run anngraph --max-gpu-memory much mid.fbin -o g.knn
+    assert_failure 2
+}

@@ -151,6 +151,8 @@ enum cli_optcode {
     CLI_OPT_DEVICE = 0x100,
     CLI_OPT_THREADS,
     CLI_OPT_SEED,
+    CLI_OPT_MAX_HOST = 0x1f0, /**< --max-host-memory (tools that build: cli_mem_*) */
+    CLI_OPT_MAX_GPU,          /**< --max-gpu-memory */
     CLI_OPT_TOOL = 0x200,   /**< first code free for a tool's own long options */
     CLI_OPT_PARAM = 0x1000, /**< CLI_OPT_PARAM + i: the i-th generated parameter option */
 };
@@ -236,6 +238,37 @@ int cli_getopt(cli_parser *p, int argc, char *const argv[]);
 
 /** Print the common options' help lines (for a tool's --help). */
 void cli_help_common(FILE *out);
+
+/* ------------------------- memory limits ----------------------------- */
+
+/** The long options of the memory limits, to put in a tool's option table. */
+#define CLI_MEM_LONGOPTS                                                     \
+    {"max-host-memory", required_argument, NULL, CLI_OPT_MAX_HOST},         \
+    {"max-gpu-memory", required_argument, NULL, CLI_OPT_MAX_GPU}
+
+/** --max-host-memory / --max-gpu-memory in bytes (0: the defaults of ann_mem_check_build). */
+typedef struct cli_mem_limits {
+    int64_t max_host;
+    int64_t max_gpu;
+} cli_mem_limits;
+
+/**
+ * Parse option @p c with argument @p arg into @p l: 0 when taken, an exit
+ * status (2) for a bad value, -1 when @p c is not a memory option.
+ */
+int cli_mem_option(int c, const char *arg, cli_mem_limits *l);
+
+/** The --help lines of the memory limits. */
+void cli_mem_help(FILE *out);
+
+/**
+ * Before any work: probe @p dataset (rows A:B of it) and check the memory
+ * model of building @p algo with @p params (ann_mem_check_build).  0 when
+ * it fits or the dataset cannot be probed (reading it will then report
+ * why), else exit status 1 after printing the model's message.
+ */
+int cli_mem_check(const cli_mem_limits *l, const char *dataset, ann_vformat format, int64_t row_begin,
+                  int64_t row_end, ann_algo algo, const void *params, ann_device device);
 
 /**
  * Print the generated parameter options of @p p: one header per

@@ -158,7 +158,7 @@ static void random_row(nnd *g, int64_t i, uint64_t seed)
  * nearest rows among n_probes clusters, without the row itself; rows left
  * short are topped up with random distinct ids.
  */
-static ann_status cluster_init(nnd *g, const ann_matrix *data, ann_exec *ex)
+static ann_status cluster_init(nnd *g, const ann_matrix *data, ann_exec *ex, int32_t *order)
 {
     const int64_t n = g->n;
     const int K = g->K;
@@ -194,6 +194,9 @@ static ann_status cluster_init(nnd *g, const ann_matrix *data, ann_exec *ex)
     ann_ivf_flat_view view;
     if ((st = ann_index_ivf_view(ix, &view)) != ANN_OK)
         goto cleanup;
+    /* rows grouped by cluster: joining them in this order keeps neighbours' vectors in cache */
+    for (int64_t r = 0; r < n; r++)
+        order[r] = (int32_t)view.list_ids[r];
     if (!ids || !dist) {
         st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for the initial graph");
         goto cleanup;
@@ -342,6 +345,7 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
     int32_t *newf = NULL, *oldf = NULL, *revn = NULL, *revo = NULL;
     int32_t *nnew = NULL, *nold = NULL, *nrevn = NULL, *nrevo = NULL;
     int64_t *bstart = NULL;
+    int32_t *order = NULL;
     prop *sorted = NULL;
     pbuf *bufs = NULL;
 
@@ -384,13 +388,16 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
     nrevn = calloc((size_t)n, sizeof(int32_t));
     nrevo = calloc((size_t)n, sizeof(int32_t));
     bstart = malloc(((size_t)n + 1) * sizeof(int64_t));
+    order = malloc((size_t)n * sizeof(int32_t) + 1);
     bufs = calloc((size_t)nt, sizeof(pbuf));
     if (!g.gid || !g.gd || !g.gnew || !newf || !oldf || !revn || !revo || !nnew || !nold || !nrevn || !nrevo ||
-        !bstart || !bufs) {
+        !bstart || !order || !bufs) {
         st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for a %lld x %d graph", (long long)n, K);
         goto cleanup;
     }
     memset(g.gnew, 1, (size_t)n * K);
+    for (int64_t i = 0; i < n; i++)
+        order[i] = (int32_t)i;
 
     /* initial graph */
     if (p->metric == ANN_METRIC_HAMMING || n <= 4 * (int64_t)(K + 1)) {
@@ -398,7 +405,7 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
         for (int64_t i = 0; i < n; i++)
             random_row(&g, i, ex->seed);
     } else {
-        st = cluster_init(&g, data, ex);
+        st = cluster_init(&g, data, ex, order);
         if (st != ANN_OK)
             goto cleanup;
     }
@@ -491,7 +498,8 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
                 if (!B || !G)
                     failed = 1;
 #pragma omp for schedule(dynamic, 16)
-                for (int64_t u = c0; u < c1; u++) {
+                for (int64_t pos = c0; pos < c1; pos++) {
+                    const int64_t u = order[pos];
                     if (!B || !G)
                         continue;
                     /* Nw = new fwd + new rev (dedup), then Od = old fwd + old rev minus Nw */
@@ -634,6 +642,7 @@ cleanup:
     free(nrevn);
     free(nrevo);
     free(bstart);
+    free(order);
     free(sorted);
     if (bufs)
         for (int t = 0; t < nt; t++)

@@ -658,7 +658,13 @@ ann_status annv_hdf5_write(const char *path, const char *name, const ann_matrix 
     lcpl = H5Pcreate(H5P_LINK_CREATE);
     if (lcpl >= 0)
         H5Pset_create_intermediate_group(lcpl, 1);
-    d = ft < 0 || mt < 0 || sp < 0 ? -1 : H5Dcreate2(f, name, ft, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    /* no modification times in the dataset headers: the same data gives the same bytes (as h5py does) */
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl >= 0)
+        H5Pset_obj_track_times(dcpl, 0);
+    d = ft < 0 || mt < 0 || sp < 0 ? -1 : H5Dcreate2(f, name, ft, sp, lcpl, dcpl >= 0 ? dcpl : H5P_DEFAULT, H5P_DEFAULT);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
     if (d < 0) {
         st = ann_set_error(ANN_ERR_IO, "'%s': cannot create dataset '%s': %s", path, name, h5_detail(dd, sizeof dd));
         goto cleanup;

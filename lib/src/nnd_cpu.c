@@ -247,6 +247,32 @@ cleanup:
     return st;
 }
 
+/*
+ * Whether row a already holds v, found by its distance: the row is sorted,
+ * so a binary search finds where `dist` would go and only entries within
+ * rounding of it are compared (a pair's distance from two different GEMMs
+ * differs in the last bits).  Most join pairs are already neighbours;
+ * dropping them here saves queuing, sorting and merging them.
+ */
+static bool in_row(const nnd *g, int64_t a, int32_t v, float dist)
+{
+    const float *d = g->gd + a * g->K;
+    const int32_t *id = g->gid + a * g->K;
+    const float tol = 1e-4f * fabsf(dist) + 1e-30f;
+    int lo = 0, hi = g->K;
+    while (lo < hi) { /* first entry >= dist - tol */
+        int mid = (lo + hi) / 2;
+        if (d[mid] < dist - tol)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int j = lo; j < g->K && d[j] <= dist + tol; j++)
+        if (id[j] == v)
+            return true;
+    return false;
+}
+
 /* A proposal: insert `src` into row `dst` at distance `dist`. */
 typedef struct prop {
     int32_t dst, src;
@@ -532,9 +558,9 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
                         for (int b = a + 1; b < m; b++) {
                             const int32_t ib = ids[b];
                             float dist = gemm ? dot_key(&g, ia, ib, G[a * m + b]) : direct_key(&g, ia, ib);
-                            if (dist < wa)
+                            if (dist < wa && !in_row(&g, ia, ib, dist))
                                 failed |= pbuf_push(pb, ia, ib, dist);
-                            if (dist < g.gd[(int64_t)ib * K + K - 1])
+                            if (dist < g.gd[(int64_t)ib * K + K - 1] && !in_row(&g, ib, ia, dist))
                                 failed |= pbuf_push(pb, ib, ia, dist);
                         }
                     }

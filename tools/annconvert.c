@@ -6,6 +6,8 @@
  *   annconvert [OPTIONS] [--distances PATH] GRAPH OUT
  *   annconvert --to graph [--metric NAME] [--distances PATH] [--compress] IDS GRAPH
  *   annconvert --info FILE...
+ *   annconvert --to cagra-v5 [--no-dataset] INDEX OUT      (annkit CAGRA index -> cuVS file)
+ *   annconvert [--compress] CUVS_CAGRA INDEX                (cuVS CAGRA file -> annkit index)
  *
  * IN and OUT are PATH[:NAME] (NAME: a dataset of an HDF5 file), or "-"
  * for text on stdin/stdout.  The output is written to a temporary file
@@ -19,6 +21,12 @@
  * optionally their distances (--distances PATH, float32); --to graph reads
  * such matrices back into a graph file (ann_graph_from_ids checks every
  * id against the number of rows).
+ *
+ * CAGRA indexes: --to cagra-v5 writes an annkit CAGRA index as cuVS's own
+ * serialized index, version 5 (notes/algorithms.md 8; with the dataset
+ * unless --no-dataset or the index has none); a cuVS CAGRA file as IN
+ * (recognised by its first bytes: a numpy dtype string, then an npy
+ * magic) is read into an annkit CAGRA index file OUT.
  */
 #include "cli/cli.h"
 
@@ -38,6 +46,7 @@ enum {
     OPT_METRIC,
     OPT_DISTANCES,
     OPT_COMPRESS,
+    OPT_NO_DATASET,
 };
 
 static const struct option longopts[] = {
@@ -52,6 +61,7 @@ static const struct option longopts[] = {
     {"metric", required_argument, NULL, OPT_METRIC},
     {"distances", required_argument, NULL, OPT_DISTANCES},
     {"compress", no_argument, NULL, OPT_COMPRESS},
+    {"no-dataset", no_argument, NULL, OPT_NO_DATASET},
     {NULL, 0, NULL, 0},
 };
 
@@ -70,7 +80,9 @@ struct convert_opts {
     bool to_graph;          /* --to graph: IN holds ids, OUT is a graph file */
     const char *metric;     /* --metric NAME of an imported graph (NULL: sqeuclidean) */
     const char *distances;  /* --distances PATH: a graph's distances (export: written, import: read) */
-    bool compress;          /* --compress: zstd sections in a graph output */
+    bool compress;          /* --compress: zstd sections in a graph or index output */
+    bool to_cuvs;           /* --to cagra-v5: IN is an annkit CAGRA index, OUT a cuVS CAGRA file */
+    bool no_dataset;        /* --no-dataset: with --to cagra-v5, leave the vectors out */
 };
 
 static void usage(FILE *out)
@@ -78,6 +90,8 @@ static void usage(FILE *out)
     fputs("Usage: annconvert [OPTIONS] IN OUT\n"
           "       annconvert [OPTIONS] [--distances PATH] GRAPH OUT\n"
           "       annconvert --to graph [--metric NAME] [--distances PATH] IDS GRAPH\n"
+          "       annconvert --to cagra-v5 [--no-dataset] INDEX CUVS_FILE\n"
+          "       annconvert [--compress] CUVS_FILE INDEX\n"
           "       annconvert --info FILE...\n"
           "Convert a vector file to another format, element type or row range,\n"
           "export a graph file's neighbour ids (and distances) as a matrix, import\n"
@@ -107,7 +121,15 @@ static void usage(FILE *out)
           "                        below rows) and write the graph file OUT\n"
           "      --metric NAME     with --to graph: the metric recorded in the graph\n"
           "                        (default sqeuclidean)\n"
-          "      --compress        with --to graph: store the sections zstd-compressed\n"
+          "      --compress        with --to graph, or reading a cuVS CAGRA file: store the\n"
+          "                        sections zstd-compressed\n"
+          "\n"
+          "CAGRA indexes:\n"
+          "      --to cagra-v5     write the annkit CAGRA index IN as cuVS's serialized\n"
+          "                        CAGRA index (version 5), with its vectors\n"
+          "      --no-dataset      with --to cagra-v5: without the vectors\n"
+          "  A cuVS CAGRA file as IN (first bytes: a numpy dtype string and an npy magic)\n"
+          "  is converted to an annkit CAGRA index OUT.\n"
           "\n",
           out);
     cli_help_common(out);
@@ -247,6 +269,30 @@ static int info_vectors(const char *spec, const char *path, const char *name, an
     return 0;
 }
 
+/* --info of a cuVS CAGRA file (read in full: its fields are npy blobs). */
+static int info_cuvs(const char *path)
+{
+    ann_index *ix = NULL;
+    ann_clear_error();
+    ann_status s = ann_cagra_load_cuvs(path, &ix);
+    if (s != ANN_OK)
+        return cli_report(s, path);
+    ann_index_info info;
+    ann_index_get_info(ix, &info);
+    printf("file: %s\n", path);
+    printf("kind: index\n");
+    printf("format: cuvs-cagra (serialization version 5)\n");
+    printf("algorithm: cagra\n");
+    printf("metric: %s\n", ann_metric_name(info.metric));
+    printf("dtype: %s\n", ann_dtype_name(info.dtype));
+    printf("rows: %lld\n", (long long)info.rows);
+    printf("dim: %lld\n", (long long)info.dim);
+    printf("graph degree: %lld\n", (long long)info.graph_degree);
+    printf("dataset: %s\n", info.has_dataset ? "included" : "not included");
+    ann_index_free(ix);
+    return 0;
+}
+
 static int run_info(char *const files[], int n, ann_vformat forced)
 {
     int rc = 0;
@@ -259,11 +305,14 @@ static int run_info(char *const files[], int n, ann_vformat forced)
             ann_vformat fmt = forced;
             ann_dtype elem;
             ann_status s = ANN_OK;
-            if (fmt == ANN_VFMT_AUTO)
+            const bool cuvs = fmt == ANN_VFMT_AUTO && ann_cagra_cuvs_detect(path);
+            if (fmt == ANN_VFMT_AUTO && !cuvs)
                 s = ann_vformat_detect(path, &fmt, &elem);
             if (i > 0)
                 printf("\n");
-            if (s != ANN_OK)
+            if (cuvs)
+                r = info_cuvs(path);
+            else if (s != ANN_OK)
                 r = cli_report(s, path);
             else if (fmt == ANN_VFMT_ANNKIT)
                 r = info_container(path);
@@ -793,6 +842,106 @@ done:
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* CAGRA indexes <-> cuVS CAGRA files                                  */
+/* ------------------------------------------------------------------ */
+
+static int cagra_options_check(const struct convert_opts *o, const char *what)
+{
+    if (o->dtype >= 0 || o->normalize || o->distance != NULL || o->out_format != ANN_VFMT_AUTO ||
+        o->row_begin != 0 || o->row_end != -1 || o->metric != NULL || o->distances != NULL)
+        return cli_usage_error("%s takes no vector or graph options (--dtype, --rows, --normalize, --distance, "
+                               "--output-format, --metric, --distances)",
+                               what);
+    return 0;
+}
+
+/* --to cagra-v5: annkit CAGRA index -> cuVS file. */
+static int run_to_cuvs(const struct convert_opts *o, const cli_common *co)
+{
+    cli_output out;
+    ann_index *ix = NULL;
+    int rc;
+    ann_status s;
+    memset(&out, 0, sizeof out);
+    if ((rc = cagra_options_check(o, "--to cagra-v5")) != 0)
+        return rc;
+    if (o->compress)
+        return cli_usage_error("--compress: cuVS CAGRA files are not compressed");
+    cli_output_opts oo = {.force = co->force, .binary = true};
+    if ((rc = cli_output_open(&out, o->out, &oo)) != 0)
+        return rc;
+    double t0 = cli_now();
+    ann_clear_error();
+    if ((s = ann_index_load(o->in, &ix)) != ANN_OK) {
+        rc = cli_report(s, o->in);
+        goto done;
+    }
+    ann_index_info info;
+    ann_index_get_info(ix, &info);
+    if (info.algo != ANN_ALGO_CAGRA) {
+        cli_error("'%s': --to cagra-v5 needs a cagra index (this one is %s)", o->in, ann_algo_name(info.algo));
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
+    const bool with_data = info.has_dataset && !o->no_dataset;
+    if (!info.has_dataset && !o->no_dataset)
+        cli_info("'%s' holds no vectors: the cuVS file will not have them either", o->in);
+    ann_clear_error();
+    if ((s = ann_cagra_save_cuvs(ix, cli_output_target(&out), with_data)) != ANN_OK) {
+        rc = cli_report(s, o->out);
+        goto done;
+    }
+    if ((rc = cli_output_commit(&out)) != 0)
+        goto done;
+    cli_info("wrote '%s': cuVS CAGRA file (version 5), %lld rows x degree %lld, %s, in %.3f s", o->out,
+             (long long)info.rows, (long long)info.graph_degree, with_data ? "with the dataset" : "graph only",
+             cli_now() - t0);
+done:
+    cli_output_discard(&out);
+    ann_index_free(ix);
+    return rc;
+}
+
+/* A cuVS CAGRA file -> annkit CAGRA index. */
+static int run_from_cuvs(const struct convert_opts *o, const cli_common *co)
+{
+    cli_output out;
+    ann_index *ix = NULL;
+    int rc;
+    ann_status s;
+    memset(&out, 0, sizeof out);
+    if ((rc = cagra_options_check(o, "reading a cuVS CAGRA file")) != 0)
+        return rc;
+    if (o->no_dataset)
+        return cli_usage_error("--no-dataset applies only with --to cagra-v5");
+    cli_output_opts oo = {.force = co->force, .binary = true};
+    if ((rc = cli_output_open(&out, o->out, &oo)) != 0)
+        return rc;
+    double t0 = cli_now();
+    ann_clear_error();
+    if ((s = ann_cagra_load_cuvs(o->in, &ix)) != ANN_OK) {
+        rc = cli_report(s, o->in);
+        goto done;
+    }
+    ann_clear_error();
+    if ((s = ann_index_save(ix, cli_output_target(&out), o->compress, co->threads)) != ANN_OK) {
+        rc = cli_report(s, o->out);
+        goto done;
+    }
+    if ((rc = cli_output_commit(&out)) != 0)
+        goto done;
+    ann_index_info info;
+    ann_index_get_info(ix, &info);
+    cli_info("wrote '%s': cagra index, %lld rows x %lld dim, degree %lld, %s, %s, in %.3f s", o->out,
+             (long long)info.rows, (long long)info.dim, (long long)info.graph_degree, ann_metric_name(info.metric),
+             info.has_dataset ? "with the dataset" : "graph only", cli_now() - t0);
+done:
+    cli_output_discard(&out);
+    ann_index_free(ix);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct convert_opts o = {
@@ -860,12 +1009,14 @@ int main(int argc, char **argv)
         case OPT_TO:
             if (strcmp(optarg, "graph") == 0) {
                 o.to_graph = true;
+            } else if (strcmp(optarg, "cagra-v5") == 0 || strcmp(optarg, "cuvs-cagra") == 0) {
+                o.to_cuvs = true;
             } else if (strcmp(optarg, "hnswlib") == 0) {
                 cli_error("--to hnswlib: not available in this build (it converts CAGRA indexes)");
                 rc = CLI_EXIT_UNAVAILABLE;
                 goto done;
             } else {
-                rc = cli_usage_error("unknown --to '%s' (graph)", optarg);
+                rc = cli_usage_error("unknown --to '%s' (graph, cagra-v5)", optarg);
                 goto done;
             }
             break;
@@ -878,6 +1029,9 @@ int main(int argc, char **argv)
         case OPT_COMPRESS:
             o.compress = true;
             break;
+        case OPT_NO_DATASET:
+            o.no_dataset = true;
+            break;
         default:
             rc = cli_usage_error("unexpected option");
             goto done;
@@ -888,7 +1042,7 @@ int main(int argc, char **argv)
     if (o.info) {
         if (o.dtype >= 0 || o.normalize || o.distance != NULL || o.out_format != ANN_VFMT_AUTO ||
             o.row_begin != 0 || o.row_end != -1 || o.to_graph || o.metric != NULL ||
-            o.distances != NULL || o.compress) {
+            o.distances != NULL || o.compress || o.to_cuvs || o.no_dataset) {
             rc = cli_usage_error("--info takes no conversion options (--dtype, --rows, --normalize, "
                                  "--distance, --output-format, --to, --metric, --distances, --compress)");
             goto done;
@@ -910,8 +1064,30 @@ int main(int argc, char **argv)
     }
     o.in = argv[optind];
     o.out = argv[optind + 1];
+    if (o.to_graph && o.to_cuvs) {
+        rc = cli_usage_error("--to was given twice");
+        goto done;
+    }
     if (o.to_graph) {
         rc = run_to_graph(&o, &p.common);
+        goto done;
+    }
+    if (o.to_cuvs) {
+        rc = run_to_cuvs(&o, &p.common);
+        goto done;
+    }
+    {
+        char cpath[PATH_MAX], cname[PATH_MAX];
+        if ((rc = cli_split_spec(o.in, cpath, cname)) != 0)
+            goto done;
+        if (strcmp(cpath, "-") != 0 && o.in_format == ANN_VFMT_AUTO && cli_file_exists(cpath) &&
+            ann_cagra_cuvs_detect(cpath)) {
+            rc = run_from_cuvs(&o, &p.common);
+            goto done;
+        }
+    }
+    if (o.no_dataset) {
+        rc = cli_usage_error("--no-dataset applies only with --to cagra-v5");
         goto done;
     }
     if (o.metric != NULL || o.compress) {

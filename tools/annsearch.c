@@ -9,6 +9,14 @@
  * QPS counts only the time spent in ann_index_search(), measured with a
  * monotonic clock (the best of --repeat runs), never file I/O.
  *
+ * Filters (DESIGN.md "Filters"): --filter BITSET (bit i of byte i / 8 set:
+ * row i may be returned) or --allow IDS (the allowed ids, as a vector file
+ * or a text list) restrict the results; ann_index_search_filtered().
+ *
+ * A CAGRA index built with --no-dataset holds no vectors: --data DATASET
+ * gives them (ann_index_attach_dataset), and is then also the base
+ * vectors of recall_threshold.
+ *
  * Recall: "recall" is the id intersection with the true top k; with the
  * base vectors (--data, or the train dataset of an ann-benchmarks file
  * that holds both the queries and the truth), "recall_threshold" is the
@@ -16,6 +24,7 @@
  */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +39,8 @@ enum {
     OPT_BATCH,
     OPT_REPEAT,
     OPT_FORMAT,
+    OPT_FILTER,
+    OPT_ALLOW,
 };
 
 static const struct option longopts[] = {
@@ -42,6 +53,8 @@ static const struct option longopts[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"repeat", required_argument, NULL, OPT_REPEAT},
     {"format", required_argument, NULL, OPT_FORMAT},
+    {"filter", required_argument, NULL, OPT_FILTER},
+    {"allow", required_argument, NULL, OPT_ALLOW},
     {NULL, 0, NULL, 0},
 };
 
@@ -60,6 +73,8 @@ struct search_opts {
     int64_t batch;         /* --batch N: queries per search call (0: all) */
     int repeat;            /* --repeat N: runs per setting, the fastest counts */
     ann_vformat format;    /* --format NAME of QUERIES */
+    const char *filter;    /* --filter BITSET: file of bytes, bit i = row i may be returned */
+    const char *allow;     /* --allow IDS: the ids that may be returned */
 };
 
 static void usage(FILE *out, const cli_parser *p)
@@ -86,7 +101,16 @@ static void usage(FILE *out, const cli_parser *p)
           "      --tsv             print a header line and tab-separated rows\n"
           "      --batch N         search N queries per call (default: all at once)\n"
           "      --repeat N        run each setting N times and report the fastest\n"
-          "      --format NAME     format of QUERIES (default: from its magic or extension)\n",
+          "      --format NAME     format of QUERIES (default: from its magic or extension)\n"
+          "      --filter BITSET   return only rows whose bit is set in BITSET, a file of\n"
+          "                        ceil(rows / 8) bytes (or whole uint32 words): bit i of\n"
+          "                        byte i / 8, least significant first, is row i\n"
+          "      --allow IDS       return only the ids listed in IDS (a vector file of\n"
+          "                        integers, or text: ids separated by blanks or commas)\n"
+          "\n"
+          "A CAGRA index built with --no-dataset needs --data DATASET (the vectors it was\n"
+          "built from).  brute_force and cagra indexes take filters; a cagra search with\n"
+          "more than 90%% of the rows filtered out is a filtered brute force (-v says so).\n",
           out);
     cli_help_params(out, p);
     fputs("\n", out);
@@ -444,6 +468,8 @@ static int read_truth(const struct search_opts *o, int64_t n_queries, ann_matrix
         (rc = cli_convert_lossless(truth, ANN_DTYPE_I64, spec)) != 0)
         return rc;
 
+    if (data == NULL) /* already read (the vectors of an index built without them) */
+        return 0;
     if (o->data != NULL)
         return read_vectors(o->data, ANN_VFMT_AUTO, true, data);
     /* An ann-benchmarks file that holds the queries and the truth also
@@ -464,9 +490,200 @@ static int read_truth(const struct search_opts *o, int64_t n_queries, ann_matrix
 /* Search                                                              */
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* Filters                                                             */
+/* ------------------------------------------------------------------ */
+
+struct filter {
+    uint32_t *bits;  /* NULL: no filter */
+    int64_t n_bits;
+    int64_t kept;
+};
+
+/* Read all of @p path into a new buffer (NUL-terminated). */
+static int slurp(const char *path, char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        cli_error("'%s': %s", path, strerror(errno));
+        return CLI_EXIT_FAILURE;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap + 1);
+    while (b != NULL) {
+        n += fread(b + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *nb = realloc(b, 2 * cap + 1);
+        if (nb == NULL) {
+            free(b);
+            b = NULL;
+            break;
+        }
+        b = nb;
+        cap *= 2;
+    }
+    bool err = ferror(f) != 0;
+    fclose(f);
+    if (b == NULL) {
+        cli_error("out of memory reading '%s'", path);
+        return CLI_EXIT_FAILURE;
+    }
+    if (err) {
+        free(b);
+        cli_error("'%s': read error", path);
+        return CLI_EXIT_FAILURE;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* --filter: a file of exactly ceil(rows / 8) bytes, or of ceil(rows / 32) uint32 words. */
+static int read_bitset(const char *path, int64_t rows, struct filter *f)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = slurp(path, &buf, &len);
+    if (rc != 0)
+        goto done;
+    const size_t bytes = (size_t)((rows + 7) / 8), words = (size_t)((rows + 31) / 32) * 4;
+    if (len != bytes && len != words) {
+        cli_error("'%s': %zu bytes; a bitset of %lld rows has %zu bytes (or %zu as uint32 words)", path, len,
+                  (long long)rows, bytes, words);
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
+    f->bits = calloc(words / 4 + 1, sizeof(uint32_t));
+    if (f->bits == NULL) {
+        cli_error("out of memory");
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
+    /* bit i of byte i / 8 is bit i of the little-endian word i / 32 */
+    for (size_t i = 0; i < bytes; i++)
+        f->bits[i / 4] |= (uint32_t)(unsigned char)buf[i] << (8 * (i % 4));
+    if (rows % 32)
+        f->bits[rows / 32] &= (1u << (rows % 32)) - 1; /* padding bits never name a row */
+    f->n_bits = rows;
+done:
+    free(buf);
+    return rc;
+}
+
+/* Parse a text list of ids (blanks, commas or newlines between them; '#' starts a comment). */
+static int parse_id_text(const char *path, const char *buf, int64_t **ids, int64_t *n)
+{
+    size_t cap = 1024;
+    int64_t *v = malloc(cap * sizeof *v);
+    int64_t m = 0;
+    int line = 1;
+    int rc = 0;
+    if (v == NULL)
+        goto nomem;
+    for (const char *c = buf; *c;) {
+        if (*c == '\n') {
+            line++;
+            c++;
+        } else if (*c == ' ' || *c == '\t' || *c == '\r' || *c == ',') {
+            c++;
+        } else if (*c == '#') {
+            while (*c && *c != '\n')
+                c++;
+        } else {
+            char *end;
+            errno = 0;
+            long long x = strtoll(c, &end, 10);
+            if (end == c || errno != 0 || (*end && !strchr(" \t\r\n,#", *end))) {
+                cli_error("'%s': line %d: '%.20s' is not an id", path, line, c);
+                rc = CLI_EXIT_FAILURE;
+                goto done;
+            }
+            if ((size_t)m == cap) {
+                int64_t *nv = realloc(v, 2 * cap * sizeof *v);
+                if (nv == NULL)
+                    goto nomem;
+                v = nv;
+                cap *= 2;
+            }
+            v[m++] = x;
+            c = end;
+        }
+    }
+    *ids = v;
+    *n = m;
+    return 0;
+nomem:
+    cli_error("out of memory");
+    rc = CLI_EXIT_FAILURE;
+done:
+    free(v);
+    return rc;
+}
+
+/* --allow: ids as a vector file (ibin, ivecs, npy, HDF5, ...) or a text list. */
+static int read_allow(const char *spec, int64_t rows, struct filter *f)
+{
+    char path[PATH_MAX], name[PATH_MAX];
+    int64_t *ids = NULL;
+    int64_t n = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    ann_matrix m;
+    memset(&m, 0, sizeof m);
+    int rc = cli_split_spec(spec, path, name);
+    if (rc != 0)
+        goto done;
+    ann_vformat fmt = ANN_VFMT_AUTO;
+    ann_dtype elem;
+    ann_clear_error();
+    const bool binary = strcmp(path, "-") != 0 && ann_vformat_detect(path, &fmt, &elem) == ANN_OK &&
+                        fmt != ANN_VFMT_TEXT && fmt != ANN_VFMT_ANNKIT;
+    ann_clear_error();
+    if (binary) {
+        if ((rc = read_vectors(spec, ANN_VFMT_AUTO, false, &m)) != 0)
+            goto done;
+        if (m.dtype != ANN_DTYPE_I64 && (rc = cli_convert_lossless(&m, ANN_DTYPE_I64, spec)) != 0)
+            goto done;
+        n = m.rows * m.cols;
+        ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
+        if (ids == NULL)
+            goto nomem;
+        for (int64_t r = 0; r < m.rows; r++)
+            memcpy(ids + r * m.cols, ann_matrix_row(&m, r), (size_t)m.cols * sizeof *ids);
+    } else {
+        if ((rc = slurp(path, &buf, &len)) != 0 || (rc = parse_id_text(path, buf, &ids, &n)) != 0)
+            goto done;
+    }
+    f->bits = calloc((size_t)((rows + 31) / 32) + 1, sizeof(uint32_t));
+    if (f->bits == NULL)
+        goto nomem;
+    for (int64_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= rows) {
+            cli_error("'%s': id %lld is not a row of the index (0 .. %lld)", path, (long long)ids[i],
+                      (long long)rows - 1);
+            rc = CLI_EXIT_FAILURE;
+            goto done;
+        }
+        f->bits[ids[i] / 32] |= 1u << (ids[i] % 32);
+    }
+    f->n_bits = rows;
+    goto done;
+nomem:
+    cli_error("out of memory");
+    rc = CLI_EXIT_FAILURE;
+done:
+    ann_matrix_release(&m);
+    free(buf);
+    free(ids);
+    return rc;
+}
+
 /* Search all queries in batches; the wall time of the search calls. */
 static int search_all(const ann_index *ix, const void *params, const ann_matrix *q, int64_t k,
-                      int64_t batch, ann_exec *ex, int64_t *ids, float *dists, double *seconds)
+                      int64_t batch, const struct filter *flt, ann_exec *ex, int64_t *ids, float *dists,
+                      double *seconds)
 {
     int64_t step = batch > 0 ? batch : q->rows;
     if (step < 1)
@@ -479,7 +696,10 @@ static int search_all(const ann_index *ix, const void *params, const ann_matrix 
         view.owner = NULL;
         double t0 = cli_now();
         ann_clear_error();
-        ann_status s = ann_index_search(ix, params, &view, k, ex, ids + b * k, dists + b * k);
+        ann_status s = flt->bits != NULL
+                           ? ann_index_search_filtered(ix, params, &view, k, flt->bits, flt->n_bits, ex,
+                                                       ids + b * k, dists + b * k)
+                           : ann_index_search(ix, params, &view, k, ex, ids + b * k, dists + b * k);
         total += cli_now() - t0;
         if (s != ANN_OK) {
             cli_progress_end();
@@ -544,6 +764,7 @@ static int run_search(struct search_opts *o, const cli_parser *p)
     ann_index *ix = NULL;
     ann_matrix queries, truth, data;
     cli_settings settings;
+    struct filter flt = {NULL, 0, 0};
     int64_t *ids = NULL;
     float *dists = NULL;
     int *widths = NULL;
@@ -597,6 +818,36 @@ static int run_search(struct search_opts *o, const cli_parser *p)
     }
     cli_info("loaded '%s': %s, %lld rows x %lld dim, %s, in %.3f s", o->index, desc->name,
              (long long)info.rows, (long long)info.dim, ann_metric_name(info.metric), cli_now() - t0);
+    if (o->data != NULL && o->truth == NULL && info.has_dataset) {
+        rc = cli_usage_error("--data needs --truth (or a cagra index built with --no-dataset)");
+        goto done;
+    }
+    if (!info.has_dataset) {
+        if (o->data == NULL) {
+            cli_error("'%s': the index holds no vectors (built with --no-dataset): give the dataset it was "
+                      "built from with --data DATASET",
+                      o->index);
+            rc = CLI_EXIT_FAILURE;
+            goto done;
+        }
+        if ((rc = read_vectors(o->data, ANN_VFMT_AUTO, true, &data)) != 0)
+            goto done;
+        ann_clear_error();
+        if ((s = ann_index_attach_dataset(ix, &data, p->common.threads)) != ANN_OK) {
+            rc = cli_report(s, o->data);
+            goto done;
+        }
+        cli_info("attached '%s' to the index", o->data);
+    }
+    if (o->filter != NULL && (rc = read_bitset(o->filter, info.rows, &flt)) != 0)
+        goto done;
+    if (o->allow != NULL && (rc = read_allow(o->allow, info.rows, &flt)) != 0)
+        goto done;
+    if (flt.bits != NULL) {
+        for (int64_t w = 0; w < (info.rows + 31) / 32; w++)
+            flt.kept += __builtin_popcount(flt.bits[w]);
+        cli_info("filter: %lld of %lld rows may be returned", (long long)flt.kept, (long long)info.rows);
+    }
     if ((rc = cli_settings_expand(p, desc, &settings)) != 0)
         goto done;
 
@@ -608,7 +859,7 @@ static int run_search(struct search_opts *o, const cli_parser *p)
         rc = CLI_EXIT_FAILURE;
         goto done;
     }
-    if (o->truth != NULL && (rc = read_truth(o, queries.rows, &truth, &data)) != 0)
+    if (o->truth != NULL && (rc = read_truth(o, queries.rows, &truth, data.data != NULL ? NULL : &data)) != 0)
         goto done;
 
     int64_t n = queries.rows, k = o->k;
@@ -643,7 +894,7 @@ static int run_search(struct search_opts *o, const cli_parser *p)
         .algo = desc->name,
         .n_queries = n,
         .have_recall = truth.data != NULL,
-        .have_threshold = data.data != NULL,
+        .have_threshold = data.data != NULL && truth.data != NULL,
     };
     print_header(&rep);
     for (size_t i = 0; i < settings.count; i++) {
@@ -651,7 +902,7 @@ static int run_search(struct search_opts *o, const cli_parser *p)
         struct result r = {.seconds = INFINITY, .recall = NAN, .recall_threshold = NAN};
         for (int rep_i = 0; rep_i < o->repeat; rep_i++) {
             double sec = 0;
-            if ((rc = search_all(ix, params, &queries, k, o->batch, &ex, ids, dists, &sec)) != 0)
+            if ((rc = search_all(ix, params, &queries, k, o->batch, &flt, &ex, ids, dists, &sec)) != 0)
                 goto done;
             if (sec < r.seconds)
                 r.seconds = sec;
@@ -664,7 +915,7 @@ static int run_search(struct search_opts *o, const cli_parser *p)
                 goto done;
             }
         }
-        if (data.data != NULL) {
+        if (data.data != NULL && truth.data != NULL) {
             ann_clear_error();
             s = ann_recall_threshold(ids, n, k, &truth, &data, &queries, info.metric, &r.recall_threshold);
             if (s != ANN_OK) {
@@ -696,6 +947,7 @@ done:
     ann_matrix_release(&truth);
     ann_matrix_release(&data);
     ann_index_free(ix);
+    free(flt.bits);
     return rc;
 }
 
@@ -749,6 +1001,12 @@ int main(int argc, char **argv)
             if ((rc = cli_parse_int("--repeat", optarg, 1, 1000000, &o.repeat)) != 0)
                 goto done;
             break;
+        case OPT_FILTER:
+            o.filter = optarg;
+            break;
+        case OPT_ALLOW:
+            o.allow = optarg;
+            break;
         case OPT_FORMAT:
             if (ann_vformat_parse(optarg, &o.format) != ANN_OK) {
                 rc = cli_usage_error("unknown --format '%s'", optarg);
@@ -773,8 +1031,8 @@ int main(int argc, char **argv)
         rc = cli_usage_error("missing -k K");
         goto done;
     }
-    if (o.data != NULL && o.truth == NULL) {
-        rc = cli_usage_error("--data needs --truth");
+    if (o.filter != NULL && o.allow != NULL) {
+        rc = cli_usage_error("--filter and --allow cannot be combined");
         goto done;
     }
     o.index = argv[optind];

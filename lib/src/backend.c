@@ -17,6 +17,7 @@
 #include "ann/backend.h"
 #include "ann_config.h"
 #include "backend_ops.h"
+#include "cagra_internal.h"
 #include "cpu_ops.h"
 #include "nnd_cpu.h"
 
@@ -71,6 +72,7 @@ static const ann_backend_ops cpu_table = {
     .kmeans_predict = ann_cpu_kmeans_predict,
     .cache_free = NULL,
     .nn_descent = cpu_nn_descent,
+    .cagra_search = ann_cpu_cagra_search,
 };
 
 const ann_backend_ops *ann_cpu_ops(void)
@@ -201,7 +203,8 @@ ann_status ann_backend_select(ann_exec *ex, ann_op op, ann_dtype dtype, ann_metr
     if (st != ANN_OK)
         return st;
     if (got == ANN_DEVICE_CUDA && cuda_table->supports(op, dtype, metric) &&
-        (op != ANN_OP_NN_DESCENT || cuda_table->nn_descent)) {
+        (op != ANN_OP_NN_DESCENT || cuda_table->nn_descent) &&
+        (op != ANN_OP_CAGRA_SEARCH || cuda_table->cagra_search)) {
         *ops = cuda_table;
         ex->used = ANN_DEVICE_CUDA;
         return ANN_OK;

@@ -17,6 +17,9 @@
 #ifndef ANN_BACKEND_OPS_H
 #define ANN_BACKEND_OPS_H
 
+#include <math.h>
+
+#include "ann/cagra.h"
 #include "ann/core.h"
 #include "ann/graph.h"
 #include "ann/ivf_flat.h"
@@ -25,7 +28,7 @@
 extern "C" {
 #endif
 
-#define ANN_BACKEND_ABI 1
+#define ANN_BACKEND_ABI 2  /* 2: cagra_search slot */
 
 /** Operations a backend may support. */
 typedef enum ann_op {
@@ -34,6 +37,7 @@ typedef enum ann_op {
     ANN_OP_KMEANS_FIT = 2,
     ANN_OP_KMEANS_PREDICT = 3,
     ANN_OP_NN_DESCENT = 4,
+    ANN_OP_CAGRA_SEARCH = 5,
 } ann_op;
 
 /** What the host gives a plugin. */
@@ -79,6 +83,98 @@ typedef struct ann_ivf_flat_view {
     const float *data_norms;
     void **device_cache;
 } ann_ivf_flat_view;
+
+/**
+ * A CAGRA index (notes/algorithms.md 6-7): rows x dim vectors of dtype at
+ * data (row stride `stride` bytes; NULL when the index has no vectors:
+ * the library never calls a search then), norms as in ann_bf_view
+ * (squared L2 for the L2 family, L2 for cosine, NULL otherwise), the
+ * graph (rows x graph_degree uint32 row numbers, every id < rows), and an
+ * optional filter: a bitset of ceil(filter_bits / 32) uint32 words, bit i
+ * of word i / 32 set = row i may be returned; rows >= filter_bits are
+ * filtered out; NULL = no filter.  Filtered rows are traversed (they can
+ * be parents) but never returned (notes 7.4 steps 8 and 3).
+ */
+typedef struct ann_cagra_view {
+    ann_metric metric;
+    ann_dtype dtype;
+    int64_t rows, dim;
+    const void *data;
+    int64_t stride;
+    const float *norms;
+    int32_t graph_degree;
+    const uint32_t *graph;
+    const uint32_t *filter;
+    int64_t filter_bits;
+    int64_t filter_kept;     /* rows that pass the filter (rows without one) */
+    void **device_cache;
+} ann_cagra_view;
+
+/** True when row @p i passes the filter of @p v (always without one). */
+static inline bool ann_cagra_keep(const ann_cagra_view *v, uint64_t i)
+{
+    return !v->filter || (i < (uint64_t)v->filter_bits && ((v->filter[i >> 5] >> (i & 31)) & 1u));
+}
+
+/** The search plan both backends derive from the params (notes 7.2). */
+typedef struct ann_cagra_plan {
+    int32_t itopk;          /* itopk_size raised to k, rounded up to a multiple of 32 */
+    int32_t search_width;
+    int32_t max_iterations; /* resolved: never 0 */
+    int32_t min_iterations;
+    int32_t num_random_samplings;
+    uint64_t rand_xor_mask;
+} ann_cagra_plan;
+
+/**
+ * Resolve @p p for an index of @p rows rows and degree @p deg, @p k
+ * results per query and a filter that rejects the share @p filter_rate of
+ * the rows (0 without a filter), by the rules of notes 7.2: itopk raised
+ * to k; with 0 < filter_rate < 1 the filtered itopk boost
+ * k / (1 - rate) + (itopk - k) / sqrt(1 - rate) when larger (cuVS applies
+ * it to multi-CTA; annkit to every filtered search); rounded up to 32.
+ * max_iterations 0 = itopk / search_width + the number of times
+ * r *= max(2, deg/2) runs from r = 1 until r >= rows; a user value below
+ * min_iterations becomes min_iterations.
+ */
+static inline ann_cagra_plan ann_cagra_plan_resolve(const ann_cagra_search_params *p, int64_t rows, int32_t deg,
+                                                    int64_t k, double filter_rate)
+{
+    ann_cagra_plan pl;
+    int64_t it = p->itopk_size < k ? k : p->itopk_size;
+    if (filter_rate > 0 && filter_rate < 1) {
+        double boost = (double)k / (1.0 - filter_rate) + (double)(it - k) / sqrt(1.0 - filter_rate);
+        if (boost > (double)it)
+            it = boost > 1e6 ? 1000000 : (int64_t)ceil(boost);
+    }
+    pl.itopk = (int32_t)((it + 31) / 32 * 32);
+    pl.search_width = p->search_width < 1 ? 1 : p->search_width;
+    int64_t base = pl.itopk / pl.search_width;
+    const int64_t step = deg / 2 > 2 ? deg / 2 : 2;
+    for (int64_t r = 1; r < rows; r *= step)
+        base++;
+    int64_t t = p->max_iterations == 0 ? base : p->max_iterations;
+    if (p->max_iterations < p->min_iterations)
+        t = p->min_iterations;
+    if (t < p->max_iterations)
+        t = p->max_iterations;
+    if (t < 1)
+        t = 1;
+    pl.max_iterations = (int32_t)(t > INT32_MAX ? INT32_MAX : t);
+    pl.min_iterations = p->min_iterations;
+    pl.num_random_samplings = p->num_random_samplings < 1 ? 1 : p->num_random_samplings;
+    pl.rand_xor_mask = (uint64_t)p->rand_xor_mask;
+    return pl;
+}
+
+/** The seed generator of notes 7.3 (xorshift64*). */
+static inline uint64_t ann_cagra_xorshift64(uint64_t u)
+{
+    u ^= u >> 12;
+    u ^= u << 25;
+    u ^= u >> 27;
+    return u * 0x2545F4914F6CDD1DULL;
+}
 
 /** Balanced k-means settings (notes/algorithms.md 0.6). */
 typedef struct ann_kmeans_params {
@@ -133,6 +229,20 @@ typedef struct ann_backend_ops {
      */
     ann_status (*nn_descent)(const ann_nn_descent_params *p, const ann_matrix *data, int n_threads,
                              uint64_t seed, uint32_t *ids, float *dist);
+
+    /**
+     * CAGRA search (notes/algorithms.md 7; semantics: ann/cagra.h and
+     * lib/src/cagra_search.c): n queries (q, any vector dtype) against ix
+     * (ix->data never NULL) with p already checked against the table;
+     * plan from ann_cagra_plan_resolve(p, ix->rows, ix->graph_degree, k,
+     * 1 - filter_kept / rows when filtered, else 0).
+     * Writes n x k ids (int64 row numbers, -1 for empty slots) and
+     * distances (the metric's returned convention, worst for empty slots),
+     * best first, ties by (distance, id).  Rows failing ix->filter are
+     * never returned.  NULL in a table = not supported (ABI >= 2).
+     */
+    ann_status (*cagra_search)(const ann_cagra_view *ix, const ann_cagra_search_params *p, const ann_matrix *q,
+                               int64_t k, int n_threads, int64_t *ids, float *dist);
 } ann_backend_ops;
 
 /** The CPU table (always present). */

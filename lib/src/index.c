@@ -10,6 +10,10 @@
  *   ivf_flat  centers (n_lists x dim f32), center_norms (f32 n_lists),
  *             list_offsets (i64 n_lists+1), list_ids (i64 rows);
  *             data and norms are packed by list.
+ *   cagra     graph (rows x graph_degree u32); data and norms only when
+ *             the index holds its vectors.  CAGRA arrays are always heap
+ *             copies (huge-page advised, ann_cagra_alloc), never the
+ *             mapping: graph search reads rows at random.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +21,11 @@
 #include <stddef.h>
 
 #include "ann/brute_force.h"
+#include "ann/cagra.h"
 #include "ann/index.h"
 #include "ann/ivf_flat.h"
 #include "backend_ops.h"
+#include "cagra_internal.h"
 #include "index_internal.h"
 #include "internal.h"
 #include "matrix_owner.h"
@@ -38,6 +44,12 @@ struct ann_index {
     float *centers;
     float *center_norms;
     int64_t *list_offsets;
+    /* cagra: data may be NULL (no vectors) */
+    ann_cagra_params cagra;
+    int32_t graph_degree;
+    uint32_t *graph;
+    void *narrow;             /* f32 vectors that are exactly u8, i8 or f16: that copy (CPU search) */
+    ann_dtype narrow_dtype;
     /* device copies made by a backend */
     void *device_cache;
     const ann_backend_ops *cache_ops;
@@ -126,6 +138,8 @@ static void bf_init_v(void *p) { ann_brute_force_params_init(p); }
 static void bf_sinit_v(void *p) { ann_brute_force_search_params_init(p); }
 static void ivf_init_v(void *p) { ann_ivf_flat_params_init(p); }
 static void ivf_sinit_v(void *p) { ann_ivf_flat_search_params_init(p); }
+static void cagra_init_v(void *p) { ann_cagra_params_init(p); }
+static void cagra_sinit_v(void *p) { ann_cagra_search_params_init(p); }
 
 static const ann_algo_desc algo_descs[] = {
     {ANN_ALGO_BRUTE_FORCE, "brute_force", sizeof(ann_brute_force_params),
@@ -134,6 +148,8 @@ static const ann_algo_desc algo_descs[] = {
     {ANN_ALGO_IVF_FLAT, "ivf_flat", sizeof(ann_ivf_flat_params), sizeof(ann_ivf_flat_search_params), ivf_init_v,
      ivf_sinit_v, ann_ivf_flat_param_table, ann_ivf_flat_search_param_table,
      offsetof(ann_ivf_flat_params, metric)},
+    {ANN_ALGO_CAGRA, "cagra", sizeof(ann_cagra_params), sizeof(ann_cagra_search_params), cagra_init_v,
+     cagra_sinit_v, ann_cagra_param_table, ann_cagra_search_param_table, offsetof(ann_cagra_params, metric)},
 };
 
 const ann_algo_desc *ann_algo_describe(ann_algo algo)
@@ -188,9 +204,13 @@ static void free_arrays(ann_index *ix)
         free(ix->centers);
         free(ix->center_norms);
         free(ix->list_offsets);
+        free(ix->graph);
     }
+    free(ix->narrow);
+    ix->narrow = NULL;
     ann_container_close(ix->file);
     ix->file = NULL;
+    ix->graph = NULL;
     ix->data = ix->norms = NULL;
     ix->ids = ix->list_offsets = NULL;
     ix->centers = ix->center_norms = NULL;
@@ -468,6 +488,238 @@ static ann_status ivf_build(ann_index *ix, const ann_ivf_flat_params *p, const a
     return st;
 }
 
+/* ------------------------------- CAGRA ------------------------------ */
+
+/* Copy @p data (rows x dim, any stride) into a contiguous huge-page block. */
+static void *cagra_copy_rows(const ann_matrix *m)
+{
+    const size_t rb = (size_t)m->cols * ann_dtype_size(m->dtype);
+    char *p = ann_cagra_alloc(rb * (size_t)m->rows);
+    if (!p)
+        return NULL;
+    if ((size_t)m->stride == rb) {
+        memcpy(p, m->data, rb * (size_t)m->rows);
+    } else {
+        for (int64_t i = 0; i < m->rows; i++)
+            memcpy(p + i * rb, ann_matrix_row(m, i), rb);
+    }
+    return p;
+}
+
+/*
+ * Lossless compact copy for the CPU search: when every value of the f32
+ * vectors is an integer in [0, 255] (or [-128, 127]), or else exactly an
+ * IEEE binary16 value, the CPU search reads that u8 (i8, f16) copy.  Its
+ * kernels convert each element back to the same float and run the same
+ * arithmetic in the same order, so keys and results are bit-identical to
+ * the f32 search, while a graph search, which reads rows at random, moves
+ * 4x (2x) fewer bytes (Fashion-MNIST and SIFT are such data).  Failing
+ * to allocate only skips the copy.  ANNKIT_CAGRA_NARROW=0 turns it off.
+ */
+static void cagra_narrow(ann_index *ix, int n_threads)
+{
+    free(ix->narrow);
+    ix->narrow = NULL;
+    const char *env = getenv("ANNKIT_CAGRA_NARROW");
+    if (!ix->data || ix->dtype != ANN_DTYPE_F32 || (env && !strcmp(env, "0")))
+        return;
+    const float *x = ix->data;
+    const int64_t total = ix->rows * ix->dim;
+    int not_u8 = 0, not_i8 = 0, not_f16 = 0;
+    /* integers in [-128, 255] first (one vectorisable pass), binary16 only when that fails */
+#pragma omp parallel for num_threads(ann_threads(n_threads)) schedule(static) reduction(| : not_u8, not_i8)
+    for (int64_t i = 0; i < total; i++) {
+        const float v = x[i];
+        const float c = v >= -128.0f && v <= 255.0f ? v : 0.5f; /* NaN and far values fail below */
+        const int integral = (float)(int32_t)c == c;
+        not_u8 |= !(integral && c >= 0.0f);
+        not_i8 |= !(integral && c <= 127.0f);
+    }
+    if (not_u8 && not_i8) {
+        const int64_t chunk = 1 << 16;
+#pragma omp parallel for num_threads(ann_threads(n_threads)) schedule(dynamic, 1) reduction(| : not_f16)
+        for (int64_t c0 = 0; c0 < total; c0 += chunk) {
+            int bad = 0;
+            for (int64_t i = c0; i < c0 + chunk && i < total && !bad; i++)
+                bad = ann_f16_to_f32(ann_f32_to_f16(x[i])) != x[i];
+            not_f16 |= bad;
+        }
+    }
+    ann_dtype t = !not_u8 ? ANN_DTYPE_U8 : !not_i8 ? ANN_DTYPE_I8 : !not_f16 ? ANN_DTYPE_F16 : ANN_DTYPE_F32;
+    if (t == ANN_DTYPE_F32)
+        return;
+    void *p = ann_cagra_alloc((size_t)total * ann_dtype_size(t));
+    if (!p)
+        return;
+#pragma omp parallel for num_threads(ann_threads(n_threads)) schedule(static)
+    for (int64_t i = 0; i < total; i++) {
+        if (t == ANN_DTYPE_U8)
+            ((uint8_t *)p)[i] = (uint8_t)x[i];
+        else if (t == ANN_DTYPE_I8)
+            ((int8_t *)p)[i] = (int8_t)x[i];
+        else
+            ((uint16_t *)p)[i] = ann_f32_to_f16(x[i]);
+    }
+    ix->narrow = p;
+    ix->narrow_dtype = t;
+}
+
+ann_status ann_cagra_build(const ann_cagra_params *params, const ann_matrix *data, const ann_graph *knn,
+                           ann_exec *ex, ann_index **out)
+{
+    *out = NULL;
+    ann_exec dflt;
+    if (!ex) {
+        ann_exec_init(&dflt);
+        ex = &dflt;
+    }
+    ann_cagra_params p;
+    if (params)
+        p = *params;
+    else
+        ann_cagra_params_init(&p);
+    if (data->loc != ANN_LOC_HOST || !vector_dtype(data->dtype))
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "dataset of dtype %s cannot be indexed (f32, f16, i8, u8)",
+                             ann_dtype_name(data->dtype));
+    if (data->rows < 1 || data->cols < 1)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "dataset is empty (%lld x %lld)", (long long)data->rows,
+                             (long long)data->cols);
+    size_t nt;
+    const ann_param_desc *table = ann_cagra_param_table(&nt);
+    ann_status st = ann_params_check(table, nt, &p);
+    if (st != ANN_OK)
+        return st;
+    if (p.metric == ANN_METRIC_HAMMING)
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "cagra: metric hamming is not available on the CPU");
+    if ((st = check_metric(p.metric)) != ANN_OK)
+        return st;
+    ann_index *ix = calloc(1, sizeof *ix);
+    if (!ix)
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory");
+    ix->algo = ANN_ALGO_CAGRA;
+    ix->metric = p.metric;
+    ix->dtype = data->dtype;
+    ix->rows = data->rows;
+    ix->dim = data->cols;
+    ix->cagra = p;
+    st = ann_cagra_build_graph(&p, data, knn, ex, &ix->graph, &ix->graph_degree);
+    if (st == ANN_OK) {
+        ix->cagra.graph_degree = ix->graph_degree;
+        if (ix->cagra.intermediate_graph_degree < ix->graph_degree)
+            ix->cagra.intermediate_graph_degree = ix->graph_degree;
+        if (p.attach_dataset_on_build)
+            st = ann_index_attach_dataset(ix, data, ex->n_threads);
+    }
+    if (st != ANN_OK) {
+        ann_index_free(ix);
+        return st;
+    }
+    *out = ix;
+    return ANN_OK;
+}
+
+ann_status ann_index_attach_dataset(ann_index *ix, const ann_matrix *data, int n_threads)
+{
+    if (ix->algo != ANN_ALGO_CAGRA)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "only CAGRA indexes take a dataset afterwards (this is %s)",
+                             ann_algo_name(ix->algo));
+    if (data->rows != ix->rows)
+        return ann_set_error(ANN_ERR_MISMATCH, "the dataset has %lld rows, the index %lld", (long long)data->rows,
+                             (long long)ix->rows);
+    if (data->cols != ix->dim)
+        return ann_set_error(ANN_ERR_MISMATCH, "dimension %lld does not match index dimension %lld",
+                             (long long)data->cols, (long long)ix->dim);
+    if (data->dtype != ix->dtype)
+        return ann_set_error(ANN_ERR_MISMATCH, "dtype %s does not match index dtype %s", ann_dtype_name(data->dtype),
+                             ann_dtype_name(ix->dtype));
+    if (data->loc != ANN_LOC_HOST)
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "the dataset must be in host memory");
+    void *copy = cagra_copy_rows(data);
+    if (!copy)
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory copying %lld rows", (long long)data->rows);
+    float *norms = NULL;
+    ann_status st = compute_norms(copy, ix->dtype, ix->rows, ix->dim, ix->metric, n_threads, &norms);
+    if (st != ANN_OK) {
+        free(copy);
+        return st;
+    }
+    drop_cache(ix);
+    free(ix->data);
+    free(ix->norms);
+    ix->data = copy;
+    ix->norms = norms;
+    cagra_narrow(ix, n_threads);
+    return ANN_OK;
+}
+
+ann_status ann_cagra_graph(const ann_index *ix, const uint32_t **graph, int32_t *degree)
+{
+    if (ix->algo != ANN_ALGO_CAGRA)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "not a CAGRA index (%s)", ann_algo_name(ix->algo));
+    *graph = ix->graph;
+    *degree = ix->graph_degree;
+    return ANN_OK;
+}
+
+bool ann_cagra_has_dataset(const ann_index *ix)
+{
+    return ix && ix->algo == ANN_ALGO_CAGRA && ix->data != NULL;
+}
+
+ann_status ann_index_cagra_parts(const ann_index *ix, ann_cagra_parts *o)
+{
+    if (ix->algo != ANN_ALGO_CAGRA)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "not a CAGRA index (%s)", ann_algo_name(ix->algo));
+    memset(o, 0, sizeof *o);
+    o->metric = ix->metric;
+    o->dtype = ix->dtype;
+    o->rows = ix->rows;
+    o->dim = ix->dim;
+    o->graph_degree = ix->graph_degree;
+    o->graph = ix->graph;
+    o->data = ix->data;
+    return ANN_OK;
+}
+
+ann_status ann_index_cagra_adopt(const ann_cagra_params *params, ann_metric metric, ann_dtype dtype, int64_t rows,
+                                 int64_t dim, int32_t degree, uint32_t *graph, void *data, int n_threads,
+                                 ann_index **out)
+{
+    *out = NULL;
+    ann_index *ix = calloc(1, sizeof *ix);
+    if (!ix) {
+        free(graph);
+        free(data);
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory");
+    }
+    ix->algo = ANN_ALGO_CAGRA;
+    ix->metric = metric;
+    ix->dtype = dtype;
+    ix->rows = rows;
+    ix->dim = dim;
+    ix->graph = graph;
+    ix->graph_degree = degree;
+    ix->data = data;
+    if (params) {
+        ix->cagra = *params;
+    } else {
+        ann_cagra_params_init(&ix->cagra);
+        ix->cagra.graph_degree = degree;
+        if (ix->cagra.intermediate_graph_degree < degree)
+            ix->cagra.intermediate_graph_degree = degree;
+    }
+    ix->cagra.metric = metric;
+    ix->cagra.attach_dataset_on_build = data != NULL;
+    ann_status st = data ? compute_norms(data, dtype, rows, dim, metric, n_threads, &ix->norms) : ANN_OK;
+    if (st != ANN_OK) {
+        ann_index_free(ix);
+        return st;
+    }
+    cagra_narrow(ix, n_threads);
+    *out = ix;
+    return ANN_OK;
+}
+
 /* ------------------------------ public ------------------------------ */
 
 ann_status ann_index_build(ann_algo algo, const void *params, const ann_matrix *data, ann_exec *ex,
@@ -489,6 +741,8 @@ ann_status ann_index_build(ann_algo algo, const void *params, const ann_matrix *
     if (data->rows < 1 || data->cols < 1)
         return ann_set_error(ANN_ERR_INVALID_ARG, "dataset is empty (%lld x %lld)", (long long)data->rows,
                              (long long)data->cols);
+    if (algo == ANN_ALGO_CAGRA)
+        return ann_cagra_build(params, data, NULL, ex, out);
     union {
         ann_brute_force_params bf;
         ann_ivf_flat_params ivf;
@@ -544,6 +798,8 @@ ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t
         ann_exec_init(&dflt);
         ex = &dflt;
     }
+    if (ix->algo == ANN_ALGO_CAGRA)
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "cagra: adding vectors (extend) is not available in this version");
     if (data->cols != ix->dim)
         return ann_set_error(ANN_ERR_MISMATCH, "dimension %lld does not match index dimension %lld",
                              (long long)data->cols, (long long)ix->dim);
@@ -618,8 +874,105 @@ ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t
     return ANN_OK;
 }
 
-ann_status ann_index_search(const ann_index *cix, const void *search_params, const ann_matrix *queries,
-                            int64_t k, ann_exec *ex, int64_t *ids, float *distances)
+/* Number of rows r < rows (id row_ids[r], or r) whose bit is set. */
+static int64_t count_kept(int64_t rows, const int64_t *row_ids, const uint32_t *bits, int64_t nbits)
+{
+    int64_t kept = 0;
+    if (!row_ids) {
+        const int64_t lim = rows < nbits ? rows : nbits;
+        const int64_t full = lim / 32;
+        for (int64_t w = 0; w < full; w++)
+            kept += __builtin_popcount(bits[w]);
+        for (int64_t i = full * 32; i < lim; i++)
+            kept += (bits[i >> 5] >> (i & 31)) & 1u;
+        return kept;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t v = row_ids[r];
+        kept += v >= 0 && v < nbits && ((bits[v >> 5] >> (v & 31)) & 1u);
+    }
+    return kept;
+}
+
+/*
+ * Exact search among the rows that pass the filter: the kept rows are
+ * gathered into a contiguous block and searched by the backend's brute
+ * force; ids map back to row_ids[r] (or r).
+ */
+static ann_status filtered_exact(ann_exec *ex, ann_metric metric, ann_dtype dtype, int64_t rows, int64_t dim,
+                                 const void *data, const float *norms, const int64_t *row_ids, const uint32_t *bits,
+                                 int64_t nbits, const ann_matrix *q, int64_t k, int64_t *ids, float *dist)
+{
+    const ann_backend_ops *ops;
+    ann_status st = ann_backend_select(ex, ANN_OP_BF_SEARCH, dtype, metric, &ops);
+    if (st != ANN_OK)
+        return st;
+    const int64_t kept = count_kept(rows, row_ids, bits, nbits);
+    const float worst = ann_metric_worst(metric);
+    if (kept == 0) {
+        for (int64_t i = 0; i < q->rows * k; i++) {
+            ids[i] = -1;
+            dist[i] = worst;
+        }
+        return ANN_OK;
+    }
+    const size_t rb = (size_t)dim * ann_dtype_size(dtype);
+    char *sub = ann_aligned_calloc(rb * (size_t)kept);
+    float *sub_norms = norms ? ann_aligned_calloc(4 * (size_t)kept) : NULL;
+    int64_t *map = malloc((size_t)kept * sizeof(int64_t));
+    void *cache = NULL;
+    if (!sub || (norms && !sub_norms) || !map) {
+        st = ann_set_error(ANN_ERR_NOMEM, "out of memory gathering %lld filtered rows", (long long)kept);
+        goto cleanup;
+    }
+    int64_t m = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t v = row_ids ? row_ids[r] : r;
+        if (v < 0 || v >= nbits || !((bits[v >> 5] >> (v & 31)) & 1u))
+            continue;
+        memcpy(sub + (size_t)m * rb, (const char *)data + (size_t)r * rb, rb);
+        if (norms)
+            sub_norms[m] = norms[r];
+        map[m++] = v;
+    }
+    ann_bf_view v = {metric, dtype, kept, dim, sub, (int64_t)rb, sub_norms, &cache};
+    st = ops->bf_search(&v, q, k, ex->n_threads, ids, dist);
+    if (st == ANN_OK)
+        for (int64_t i = 0; i < q->rows * k; i++)
+            if (ids[i] >= 0)
+                ids[i] = map[ids[i]];
+cleanup:
+    if (cache && ops->cache_free)
+        ops->cache_free(cache);
+    free(sub);
+    free(sub_norms);
+    free(map);
+    return st;
+}
+
+/* Extra checks of CAGRA search params beyond the table's ranges. */
+static ann_status cagra_check_search(const ann_cagra_search_params *p)
+{
+    const int ts = p->team_size, bs = p->thread_block_size;
+    if (ts != 0 && ts != 4 && ts != 8 && ts != 16 && ts != 32)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "team_size = %d: expected 0 (auto), 4, 8, 16 or 32", ts);
+    if (bs != 0 && bs != 64 && bs != 128 && bs != 256 && bs != 512 && bs != 1024)
+        return ann_set_error(ANN_ERR_INVALID_ARG,
+                             "thread_block_size = %d: expected 0 (auto), 64, 128, 256, 512 or 1024", bs);
+    return ANN_OK;
+}
+
+static void log_msg(ann_exec *ex, int level, const char *msg)
+{
+    if (ex->log)
+        ex->log(ex->log_user, level, msg);
+}
+
+/* Share of rows above which a filtered CAGRA search becomes a filtered brute force (notes 12). */
+#define CAGRA_BF_FILTER_RATE 0.9
+
+static ann_status search_impl(const ann_index *cix, const void *search_params, const ann_matrix *queries, int64_t k,
+                              const uint32_t *bits, int64_t nbits, ann_exec *ex, int64_t *ids, float *distances)
 {
     ann_index *ix = (ann_index *)cix; /* only the device cache changes */
     ann_exec dflt;
@@ -635,12 +988,21 @@ ann_status ann_index_search(const ann_index *cix, const void *search_params, con
     if (!vector_dtype(queries->dtype))
         return ann_set_error(ANN_ERR_UNSUPPORTED, "queries of dtype %s cannot be searched",
                              ann_dtype_name(queries->dtype));
+    if (bits && nbits < 0)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "filter of %lld bits", (long long)nbits);
+    if (bits && ix->algo == ANN_ALGO_IVF_FLAT)
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "filtered search is not available for ivf_flat indexes yet");
+    if (ix->algo == ANN_ALGO_CAGRA && !ix->data)
+        return ann_set_error(ANN_ERR_INVALID_ARG,
+                             "the cagra index holds no vectors (built with --no-dataset): attach the dataset it was "
+                             "built from (annsearch --data DATASET, ann_index_attach_dataset)");
     if (queries->rows == 0)
         return ANN_OK;
     const ann_algo_desc *desc = ann_algo_describe(ix->algo);
     union {
         ann_brute_force_search_params bf;
         ann_ivf_flat_search_params ivf;
+        ann_cagra_search_params cagra;
     } sp;
     if (!search_params) {
         desc->search_params_init(&sp);
@@ -649,9 +1011,35 @@ ann_status ann_index_search(const ann_index *cix, const void *search_params, con
     size_t nt;
     const ann_param_desc *table = desc->search_table(&nt);
     ann_status st = ann_params_check(table, nt, search_params);
+    if (st == ANN_OK && ix->algo == ANN_ALGO_CAGRA)
+        st = cagra_check_search(search_params);
     if (st != ANN_OK)
         return st;
-    const ann_op op = ix->algo == ANN_ALGO_BRUTE_FORCE ? ANN_OP_BF_SEARCH : ANN_OP_IVF_FLAT_SEARCH;
+
+    if (bits && ix->algo == ANN_ALGO_BRUTE_FORCE) {
+        st = filtered_exact(ex, ix->metric, ix->dtype, ix->rows, ix->dim, ix->data, ix->norms, ix->ids, bits, nbits,
+                            queries, k, ids, distances);
+        goto done;
+    }
+    int64_t kept = ix->rows;
+    if (bits && ix->algo == ANN_ALGO_CAGRA) {
+        kept = count_kept(ix->rows, NULL, bits, nbits);
+        const double rate = ix->rows ? 1.0 - (double)kept / (double)ix->rows : 0;
+        if (rate > CAGRA_BF_FILTER_RATE) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "cagra: %.1f%% of the rows are filtered out (more than %.0f%%): filtered brute force instead of "
+                     "the graph search",
+                     100.0 * rate, 100.0 * CAGRA_BF_FILTER_RATE);
+            log_msg(ex, 1, msg);
+            st = filtered_exact(ex, ix->metric, ix->dtype, ix->rows, ix->dim, ix->data, ix->norms, NULL, bits, nbits,
+                                queries, k, ids, distances);
+            goto done;
+        }
+    }
+    const ann_op op = ix->algo == ANN_ALGO_BRUTE_FORCE ? ANN_OP_BF_SEARCH
+                    : ix->algo == ANN_ALGO_CAGRA       ? ANN_OP_CAGRA_SEARCH
+                                                       : ANN_OP_IVF_FLAT_SEARCH;
     const ann_backend_ops *ops;
     if ((st = ann_backend_select(ex, op, ix->dtype, ix->metric, &ops)) != ANN_OK)
         return st;
@@ -668,15 +1056,39 @@ ann_status ann_index_search(const ann_index *cix, const void *search_params, con
                 if (ids[i] >= 0)
                     ids[i] = ix->ids[ids[i]];
         }
+    } else if (ix->algo == ANN_ALGO_CAGRA) {
+        /* the CPU reads the lossless compact copy when there is one (bit-identical results) */
+        const bool narrow = ix->narrow && ops == ann_cpu_ops();
+        const ann_dtype vt = narrow ? ix->narrow_dtype : ix->dtype;
+        ann_cagra_view v = {ix->metric, vt, ix->rows, ix->dim, narrow ? ix->narrow : ix->data,
+                            ix->dim * (int64_t)ann_dtype_size(vt), ix->norms, ix->graph_degree, ix->graph,
+                            bits, bits ? nbits : 0, kept, &ix->device_cache};
+        st = ops->cagra_search(&v, search_params, queries, k, ex->n_threads, ids, distances);
     } else {
         ann_ivf_flat_view v = {ix->metric, ix->dtype, ix->rows, ix->dim, ix->ivf.n_lists, ix->centers,
                                ix->center_norms, ix->list_offsets, ix->ids, ix->data, ix->norms,
                                &ix->device_cache};
         st = ops->ivf_flat_search(&v, search_params, queries, k, ex->n_threads, ids, distances);
     }
+done:
     if (st == ANN_OK && ann_interrupted(ex))
         st = ann_set_error(ANN_ERR_INTERRUPTED, "interrupted");
     return st;
+}
+
+ann_status ann_index_search(const ann_index *ix, const void *search_params, const ann_matrix *queries, int64_t k,
+                            ann_exec *ex, int64_t *ids, float *distances)
+{
+    return search_impl(ix, search_params, queries, k, NULL, 0, ex, ids, distances);
+}
+
+ann_status ann_index_search_filtered(const ann_index *ix, const void *search_params, const ann_matrix *queries,
+                                     int64_t k, const uint32_t *bitset, int64_t n_bits, ann_exec *ex, int64_t *ids,
+                                     float *distances)
+{
+    if (!bitset)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "filtered search without a bitset");
+    return search_impl(ix, search_params, queries, k, bitset, n_bits, ex, ids, distances);
 }
 
 void ann_index_get_info(const ann_index *ix, ann_index_info *info)
@@ -687,6 +1099,8 @@ void ann_index_get_info(const ann_index *ix, ann_index_info *info)
     info->dtype = ix->dtype;
     info->rows = ix->rows;
     info->dim = ix->dim;
+    info->has_dataset = ix->algo != ANN_ALGO_CAGRA || ix->data != NULL;
+    info->graph_degree = ix->algo == ANN_ALGO_CAGRA ? ix->graph_degree : 0;
     uint64_t bytes = (uint64_t)ix->rows * ix->dim * ann_dtype_size(ix->dtype);
     if (ix->norms)
         bytes += 4 * (uint64_t)ix->rows;
@@ -695,6 +1109,11 @@ void ann_index_get_info(const ann_index *ix, ann_index_info *info)
     if (ix->algo == ANN_ALGO_IVF_FLAT) {
         info->n_lists = ix->ivf.n_lists;
         bytes += (uint64_t)ix->ivf.n_lists * (4 * (uint64_t)ix->dim + 4 + 8) + 8;
+    }
+    if (ix->algo == ANN_ALGO_CAGRA) {
+        if (!ix->data)
+            bytes -= (uint64_t)ix->rows * ix->dim * ann_dtype_size(ix->dtype);
+        bytes += (uint64_t)ix->rows * (uint64_t)ix->graph_degree * 4;
     }
     info->memory_bytes = bytes;
 }
@@ -714,6 +1133,15 @@ ann_status ann_index_save(const ann_index *ix, const char *path, bool compress, 
                         (int)ix->ivf.n_lists, (int)ix->ivf.kmeans_n_iters,
                         (double)ix->ivf.kmeans_trainset_fraction, (int)ix->ivf.max_train_points_per_cluster,
                         (int)ix->ivf.adaptive_centers);
+    if (ix->algo == ANN_ALGO_CAGRA) {
+        static const char *const build_algos[] = {"auto", "nn_descent", "brute_force", "ivf_pq", "iterative"};
+        const int ba = ix->cagra.build_algo >= 0 && ix->cagra.build_algo < 5 ? ix->cagra.build_algo : 0;
+        len += snprintf(meta + len, sizeof meta - (size_t)len,
+                        "graph_degree=%d\nintermediate_graph_degree=%d\nbuild_algo=%s\nnn_descent_niter=%d\n"
+                        "guarantee_connectivity=%d\nhas_dataset=%d\n",
+                        (int)ix->graph_degree, (int)ix->cagra.intermediate_graph_degree, build_algos[ba],
+                        (int)ix->cagra.nn_descent_niter, (int)ix->cagra.guarantee_connectivity, ix->data != NULL);
+    }
     ann_container_writer *w = NULL;
     ann_status st = ann_container_writer_create(ANN_KIND_INDEX, ix->algo, ix->metric, ix->dtype, ix->rows,
                                                 ix->dim, &w);
@@ -722,7 +1150,9 @@ ann_status ann_index_save(const ann_index *ix, const char *path, bool compress, 
     const ann_codec codec = compress ? ANN_CODEC_ZSTD : ANN_CODEC_NONE;
     const uint64_t rb = (uint64_t)ix->dim * ann_dtype_size(ix->dtype);
     st = ann_container_add(w, "meta", meta, (uint64_t)len, ANN_CODEC_NONE);
-    if (st == ANN_OK)
+    if (st == ANN_OK && ix->algo == ANN_ALGO_CAGRA)
+        st = ann_container_add(w, "graph", ix->graph, 4 * (uint64_t)ix->rows * (uint64_t)ix->graph_degree, codec);
+    if (st == ANN_OK && ix->data)
         st = ann_container_add(w, "data", ix->data, rb * (uint64_t)ix->rows, codec);
     if (st == ANN_OK && ix->norms)
         st = ann_container_add(w, "norms", ix->norms, 4 * (uint64_t)ix->rows, codec);
@@ -744,6 +1174,136 @@ ann_status ann_index_save(const ann_index *ix, const char *path, bool compress, 
     return st;
 }
 
+/* Parse a build_algo name of the meta text (unknown: auto). */
+static int32_t cagra_build_algo_parse(const char *v)
+{
+    static const char *const names[] = {"auto", "nn_descent", "brute_force", "ivf_pq", "iterative"};
+    for (int32_t i = 0; i < 5; i++)
+        if (!strcmp(v, names[i]))
+            return i;
+    return ANN_CAGRA_BUILD_AUTO;
+}
+
+/*
+ * Load a CAGRA container (formats/container.md 7.5): copies the graph,
+ * the vectors and the norms out of the mapping into huge-page memory (a
+ * graph search reads rows at random) and closes the file.
+ */
+static ann_status cagra_load(ann_container *c, const char *path, ann_index **out)
+{
+    const ann_container_info *h = ann_container_header(c);
+    ann_status st = ANN_OK;
+    ann_index *ix = NULL;
+    uint32_t *graph = NULL;
+    void *data = NULL;
+    float *norms = NULL;
+    if (!vector_dtype(h->dtype) || h->rows < 1 || h->dim < 1 || check_metric(h->metric) != ANN_OK ||
+        h->rows >= (int64_t)UINT32_MAX) {
+        ann_clear_error();
+        st = ann_set_error(ANN_ERR_FORMAT, "'%s': invalid header (dtype %d, rows %lld, dim %lld, metric %d)", path,
+                           (int)h->dtype, (long long)h->rows, (long long)h->dim, (int)h->metric);
+        goto cleanup;
+    }
+    const uint64_t rows = (uint64_t)h->rows;
+    const void *meta, *p;
+    uint64_t meta_len;
+    int64_t deg = 0;
+    ann_cagra_params cp;
+    ann_cagra_params_init(&cp);
+    cp.metric = h->metric;
+    if ((st = ann_container_get(c, "meta", &meta, &meta_len)) != ANN_OK)
+        goto cleanup;
+    if ((st = ann_meta_get_i64(meta, meta_len, "graph_degree", path, &deg)) != ANN_OK)
+        goto cleanup;
+    if (deg < 1 || deg > 65536) {
+        st = ann_set_error(ANN_ERR_FORMAT, "'%s': meta graph_degree = %lld is out of range [1, 65536]", path,
+                           (long long)deg);
+        goto cleanup;
+    }
+    {
+        int64_t v;
+        char buf[64];
+        if (ann_meta_get_i64(meta, meta_len, "intermediate_graph_degree", path, &v) == ANN_OK && v >= 1 && v <= 1024)
+            cp.intermediate_graph_degree = (int32_t)v;
+        if (ann_meta_get_i64(meta, meta_len, "nn_descent_niter", path, &v) == ANN_OK && v >= 1 && v <= 1000)
+            cp.nn_descent_niter = (int32_t)v;
+        if (ann_meta_get(meta, meta_len, "build_algo", buf, sizeof buf))
+            cp.build_algo = cagra_build_algo_parse(buf);
+        ann_clear_error();
+        cp.graph_degree = deg > 1024 ? 1024 : (int32_t)deg;
+    }
+    const uint64_t gbytes = 4 * rows * (uint64_t)deg;
+    if ((st = ann_container_get_sized(c, "graph", gbytes, &p)) != ANN_OK)
+        goto cleanup;
+    graph = ann_cagra_alloc(gbytes);
+    if (!graph) {
+        st = ann_set_error(ANN_ERR_NOMEM, "'%s': out of memory for the graph", path);
+        goto cleanup;
+    }
+    memcpy(graph, p, gbytes);
+    {
+        int64_t bad = -1;
+        const uint64_t total = rows * (uint64_t)deg;
+#pragma omp parallel for schedule(static) reduction(max : bad)
+        for (int64_t i = 0; i < (int64_t)total; i++)
+            if (graph[i] >= rows && i > bad)
+                bad = i;
+        if (bad >= 0) {
+            st = ann_set_error(ANN_ERR_FORMAT, "'%s': section 'graph': row %lld holds id %u, not below %lld rows",
+                               path, (long long)(bad / deg), graph[bad], (long long)rows);
+            goto cleanup;
+        }
+    }
+    if (ann_container_has(c, "data")) {
+        const uint64_t dbytes = rows * (uint64_t)h->dim * ann_dtype_size(h->dtype);
+        if ((st = ann_container_get_sized(c, "data", dbytes, &p)) != ANN_OK)
+            goto cleanup;
+        data = ann_cagra_alloc(dbytes);
+        if (!data) {
+            st = ann_set_error(ANN_ERR_NOMEM, "'%s': out of memory for the vectors", path);
+            goto cleanup;
+        }
+        memcpy(data, p, dbytes);
+        if (metric_has_norms(h->metric)) {
+            if ((st = ann_container_get_sized(c, "norms", 4 * rows, &p)) != ANN_OK)
+                goto cleanup;
+            norms = ann_aligned_calloc(4 * rows);
+            if (!norms) {
+                st = ann_set_error(ANN_ERR_NOMEM, "'%s': out of memory for the norms", path);
+                goto cleanup;
+            }
+            memcpy(norms, p, 4 * rows);
+        }
+    }
+    ix = calloc(1, sizeof *ix);
+    if (!ix) {
+        st = ann_set_error(ANN_ERR_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    ix->algo = ANN_ALGO_CAGRA;
+    ix->metric = h->metric;
+    ix->dtype = h->dtype;
+    ix->rows = h->rows;
+    ix->dim = h->dim;
+    ix->cagra = cp;
+    ix->cagra.attach_dataset_on_build = data != NULL;
+    ix->graph_degree = (int32_t)deg;
+    ix->graph = graph;
+    ix->data = data;
+    ix->norms = norms;
+    graph = NULL;
+    data = NULL;
+    norms = NULL;
+    cagra_narrow(ix, 0);
+    *out = ix;
+cleanup:
+    free(graph);
+    free(data);
+    free(norms);
+    ann_container_close(c);
+    return st;
+}
+
 ann_status ann_index_load(const char *path, ann_index **out)
 {
     *out = NULL;
@@ -758,6 +1318,8 @@ ann_status ann_index_load(const char *path, ann_index **out)
             return ann_set_error(ANN_ERR_FORMAT, "'%s': is a graph file, not an index", path);
         return ann_set_error(ANN_ERR_FORMAT, "'%s': header field 'kind' = %d is not an index", path, (int)h->kind);
     }
+    if (h->algo == ANN_ALGO_CAGRA)
+        return cagra_load(c, path, out);
     if (h->algo != ANN_ALGO_BRUTE_FORCE && h->algo != ANN_ALGO_IVF_FLAT) {
         ann_container_close(c);
         return ann_set_error(ANN_ERR_UNSUPPORTED, "'%s': %s indexes cannot be loaded by this build", path,

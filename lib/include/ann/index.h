@@ -3,7 +3,7 @@
  *
  * One opaque ann_index covers every algorithm; the algorithm-specific
  * parameters are passed as a pointer to that algorithm's params struct
- * (ann/brute_force.h, ann/ivf_flat.h).  Operations run on the backend
+ * (ann/brute_force.h, ann/ivf_flat.h, ann/cagra.h).  Operations run on the backend
  * chosen by ann_exec.device (ann/backend.h).
  *
  * Threading: searches on one index may run concurrently from several
@@ -55,6 +55,31 @@ ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t
 ann_status ann_index_search(const ann_index *ix, const void *search_params, const ann_matrix *queries,
                             int64_t k, ann_exec *ex, int64_t *ids, float *distances);
 
+/**
+ * Like ann_index_search(), returning only rows allowed by a filter
+ * (DESIGN.md "Filters"; cuVS bitset_filter, notes/algorithms.md 0.4):
+ * @p bitset holds ceil(@p n_bits / 32) uint32 words, and id i may be
+ * returned when bit (i mod 32) of word i / 32 is 1; ids >= n_bits are
+ * filtered out.  Ids are the ids a search returns (row numbers unless
+ * brute_force rows were added with ids of the caller's choosing).  A
+ * file of bytes with bit i of byte i / 8 for id i (little-endian bit
+ * order) has the same layout on little-endian hosts.
+ *  - brute_force: exact search among the allowed rows (they are gathered
+ *    and searched by the backend's brute force);
+ *  - cagra: filtered rows are traversed but never returned (notes 7.4),
+ *    and itopk_size grows by cuVS's filtered-search rule (notes 7.2,
+ *    ann_cagra_plan_resolve); when more than 90 % of the rows are
+ *    filtered out the search is a filtered brute force instead (notes 12),
+ *    reported through ex->log at level 1;
+ *  - ivf_flat: ANN_ERR_UNSUPPORTED in this version.
+ * Slots beyond the allowed rows get id -1 and the worst distance.
+ * Errors: those of ann_index_search(); ANN_ERR_INVALID_ARG (bitset NULL,
+ * n_bits < 0), ANN_ERR_UNSUPPORTED (ivf_flat).
+ */
+ann_status ann_index_search_filtered(const ann_index *ix, const void *search_params, const ann_matrix *queries,
+                                     int64_t k, const uint32_t *bitset, int64_t n_bits, ann_exec *ex, int64_t *ids,
+                                     float *distances);
+
 /** Summary of an index. */
 typedef struct ann_index_info {
     ann_algo algo;
@@ -62,6 +87,8 @@ typedef struct ann_index_info {
     ann_dtype dtype;
     int64_t rows, dim;
     int64_t n_lists;       /**< IVF: number of lists; else 0 */
+    int64_t graph_degree;  /**< CAGRA: neighbours per row of the graph; else 0 */
+    bool has_dataset;      /**< false only for a CAGRA index without its vectors */
     uint64_t memory_bytes; /**< host bytes the index holds (data, lists, centers) */
 } ann_index_info;
 

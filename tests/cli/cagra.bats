@@ -1,0 +1,285 @@
+#!/usr/bin/env bats
+# CAGRA end to end: annbuild --algo cagra from --graph and from each
+# --build-algo, the degree rules, annsearch sweeps with comma lists,
+# --filter / --allow, indexes without their vectors, cuVS version-5 files
+# through annconvert, corrupt files and the exit statuses of the contract.
+
+load common
+
+setup_file() {
+    cd "$BATS_FILE_TMPDIR" || return 1
+    # 3000 x 16 in 30 clusters, 100 queries; exact neighbours from the
+    # independent oracle in gen_data.c.
+    "$ANNKIT_GEN_DATA" -n 3000 -q 100 -d 16 -c 30 -s 11 -x 2 base.fbin q.fbin
+    "$ANNKIT_GEN_DATA" knn -k 10 base.fbin q.fbin >truth.txt
+    export PATH="$ANNKIT_BIN_DIR:$PATH"
+    annconvert truth.txt truth.ivecs
+    anngraph --algo nn_descent --graph-degree 32 --intermediate-graph-degree 48 base.fbin -o base.knn
+    annbuild --algo cagra --graph-degree 16 --intermediate-graph-degree 32 base.fbin -o cagra.ann
+}
+
+setup() {
+    common_setup
+    cp "$BATS_FILE_TMPDIR"/{base.fbin,q.fbin,truth.txt,truth.ivecs,base.knn,cagra.ann} .
+}
+
+recall_of() {
+    field recall "$1"
+}
+
+at_least() { # $1 value, $2 floor, $3 what
+    awk -v r="$1" -v f="$2" 'BEGIN { exit !(r >= f) }' || fail "$3: $1 < $2"
+}
+
+@test "annbuild --algo cagra from each builder and from --graph: high recall" {
+    for how in "--build-algo nn_descent" "--build-algo brute_force" "--build-algo auto" "--graph base.knn"; do
+        run --separate-stderr annbuild -v --algo cagra $how --graph-degree 16 --intermediate-graph-degree 32 \
+            base.fbin -o x.ann
+        assert_success
+        [[ "$stderr" == *"built cagra index: 3000 rows x 16 dim, graph degree 16"* ]] || fail "$how: $stderr"
+        run annsearch x.ann q.fbin -k 10 --truth truth.ivecs
+        assert_success
+        at_least "$(recall_of "$output")" 0.95 "recall with $how"
+        rm -f x.ann
+    done
+    assert_no_temporaries
+}
+
+@test "annconvert --info shows a cagra index and its sections" {
+    run annconvert --info cagra.ann
+    assert_success
+    assert_line "algorithm: cagra"
+    assert_output --partial "graph_degree=16"
+    assert_output --regexp "graph +[0-9]+ +192000"
+    assert_output --regexp "data +[0-9]+ +192000"
+}
+
+@test "degree rules: a small dataset clamps the degrees, one row is an error" {
+    annconvert --rows :20 base.fbin small.fbin
+    run --separate-stderr annbuild -v --algo cagra small.fbin -o small.ann
+    assert_success
+    [[ "$stderr" == *"lowered to rows - 1 = 19"* ]] || fail "$stderr"
+    [[ "$stderr" == *"graph degree 19"* ]] || fail "$stderr"
+    annconvert --rows :1 base.fbin one.fbin
+    run annbuild --algo cagra one.fbin -o one.ann
+    assert_failure 1
+    assert_output --partial "at least 2"
+    [ ! -e one.ann ]
+}
+
+@test "--graph must match the dataset, and other algorithms refuse it" {
+    annconvert --rows :2000 base.fbin part.fbin
+    run annbuild --algo cagra --graph base.knn part.fbin -o x.ann
+    assert_failure 1
+    assert_output --partial "base.knn"
+    run annbuild --algo cagra --graph base.knn --metric inner_product base.fbin -o x.ann
+    assert_failure 1
+    assert_output --partial "metric"
+    run annbuild --algo cagra --graph missing.knn base.fbin -o x.ann
+    assert_failure 1
+    assert_output --partial "missing.knn"
+    run annbuild --algo ivf_flat --graph base.knn base.fbin -o x.ann
+    assert_failure 2
+    run annbuild --algo brute_force --no-dataset base.fbin -o x.ann
+    assert_failure 2
+    [ ! -e x.ann ]
+    assert_no_temporaries
+}
+
+@test "builders that are not there yet exit 3; --guarantee-connectivity builds" {
+    for opt in "--build-algo ivf_pq" "--build-algo iterative"; do
+        run annbuild --algo cagra $opt base.fbin -o x.ann
+        assert_failure 3
+        [ ! -e x.ann ] || fail "$opt left x.ann"
+    done
+    run annbuild --algo cagra --guarantee-connectivity true --graph-degree 16 --intermediate-graph-degree 32 \
+        base.fbin -o t.ann
+    assert_success
+    run annsearch t.ann q.fbin -k 10 --truth truth.ivecs
+    at_least "$(recall_of "$output")" 0.95 "recall with the spanning tree"
+    run annconvert --info t.ann
+    assert_output --partial "guarantee_connectivity=1"
+    run annbuild --algo cagra --build-algo bogus base.fbin -o x.ann
+    assert_failure 2
+    run annbuild --algo cagra --graph-degree 0 base.fbin -o x.ann
+    assert_failure 2
+    assert_no_temporaries
+}
+
+@test "sweeps: comma lists give one line per setting, recall grows with itopk" {
+    run --separate-stderr annsearch --tsv cagra.ann q.fbin -k 10 --truth truth.ivecs \
+        --itopk-size 32,64,128 --max-iterations 0,4
+    assert_success
+    [ "${#lines[@]}" -eq 7 ] || fail "$output"
+    [[ "${lines[0]}" == itopk_size* ]] || fail "header: ${lines[0]}"
+    r32=$(awk -F'\t' 'NR == 2 { print $15 }' <<<"$output")
+    r128=$(awk -F'\t' 'NR == 6 { print $15 }' <<<"$output")
+    at_least "$r128" 0.98 "recall at itopk 128"
+    at_least "$r128" "$r32" "recall at 128 vs 32"
+    run annsearch --json cagra.ann q.fbin -k 10 --truth truth.ivecs --search-width 1,4 --num-random-samplings 2
+    assert_success
+    [ "${#lines[@]}" -eq 2 ]
+    [[ "${lines[1]}" == *'"algo":"cagra"'*'"search_width":4'* ]] || fail "${lines[1]}"
+    # GPU-only knobs are accepted (and ignored on the CPU); bad values are usage errors
+    run annsearch cagra.ann q.fbin -k 10 --team-size 8 --thread-block-size 128 --search-algo multi_cta \
+        --hashmap-mode hash --max-queries 10
+    assert_success
+    run annsearch cagra.ann q.fbin -k 10 --team-size 5
+    assert_failure 1
+    run annsearch cagra.ann q.fbin -k 10 --itopk-size 0
+    assert_failure 2
+    run annsearch cagra.ann q.fbin -k 10 --n-probes 4
+    assert_failure 2
+}
+
+@test "results are sorted, repeatable across thread counts, and distances are squared L2" {
+    annsearch --threads 1 cagra.ann q.fbin -k 10 -o a.txt --distances ad.txt
+    annsearch --threads 2 cagra.ann q.fbin -k 10 -o b.txt --distances bd.txt
+    same_numbers a.txt b.txt
+    same_numbers ad.txt bd.txt
+    awk '{ for (j = 2; j <= NF; j++) if ($j < $(j - 1)) { print NR; bad = 1 } } END { exit bad }' ad.txt
+    "$ANNKIT_GEN_DATA" knn -k 10 -D base.fbin q.fbin >td.txt
+    # the nearest neighbour's distance matches the oracle's on (nearly) every query
+    n=$(paste td.txt ad.txt | awk '{ e = $1 - $11; if (e < 0) e = -e; if (e <= 1e-3 * ($1 + 1)) ok++ } END { print ok }')
+    [ "$n" -ge 98 ] || fail "$n of 100 first distances match"
+}
+
+@test "--filter: filtered rows are never returned; >90% filtered is exact brute force" {
+    # bit i of byte i/8: 0x55 keeps the even rows
+    head -c 375 /dev/zero | tr '\000' '\125' >even.bits
+    annsearch cagra.ann q.fbin -k 10 --filter even.bits -o ids.txt
+    awk '{ for (j = 1; j <= NF; j++) if ($j % 2) { print "odd id " $j; bad = 1 } } END { exit bad }' ids.txt
+    # keep 100 rows (>96% filtered): the brute-force path, which -v reports, gives the exact answer
+    { head -c 12 /dev/zero | tr '\000' '\377'; printf '\017'; head -c 362 /dev/zero; } >few.bits
+    run --separate-stderr annsearch -v cagra.ann q.fbin -k 5 --filter few.bits -o few.txt
+    assert_success
+    [[ "$stderr" == *"filtered brute force"* ]] || fail "$stderr"
+    seq 0 99 >allowed.txt
+    annbuild --algo brute_force base.fbin -o bf.ann
+    annsearch bf.ann q.fbin -k 5 --allow allowed.txt -o bf_few.txt
+    same_numbers few.txt bf_few.txt
+    awk '{ for (j = 1; j <= NF; j++) if ($j >= 100) { bad = 1 } } END { exit bad }' few.txt
+    # a bitset of the wrong size is a data error
+    head -c 100 /dev/zero >short.bits
+    run annsearch cagra.ann q.fbin -k 10 --filter short.bits
+    assert_failure 1
+    assert_output --partial "short.bits"
+}
+
+@test "--allow takes text lists and vector files; bad ids and ivf_flat are refused" {
+    printf '5 17, 250\n# a comment\n2999\n' >allow.txt
+    run annsearch cagra.ann q.fbin -k 4 --allow allow.txt -o ids.txt
+    assert_success
+    awk '{ for (j = 1; j <= NF; j++) if ($j != 5 && $j != 17 && $j != 250 && $j != 2999) bad = 1 } END { exit bad }' ids.txt
+    printf '5\n17\n250\n2999\n' | annconvert --dtype i32 - allow.ibin
+    run annsearch cagra.ann q.fbin -k 4 --allow allow.ibin -o ids2.txt
+    assert_success
+    same_numbers ids.txt ids2.txt
+    printf '3000\n' >bad.txt
+    run annsearch cagra.ann q.fbin -k 4 --allow bad.txt
+    assert_failure 1
+    assert_output --partial "3000"
+    printf 'x\n' >junk.txt
+    run annsearch cagra.ann q.fbin -k 4 --allow junk.txt
+    assert_failure 1
+    run annsearch cagra.ann q.fbin -k 4 --allow allow.txt --filter allow.txt
+    assert_failure 2
+    annbuild --algo ivf_flat --n-lists 8 base.fbin -o ivf.ann
+    run annsearch ivf.ann q.fbin -k 4 --allow allow.txt
+    assert_failure 3
+}
+
+@test "--no-dataset: the index needs --data, which must match" {
+    run annbuild --algo cagra --no-dataset --graph-degree 16 --intermediate-graph-degree 32 base.fbin -o g.ann
+    assert_success
+    [ "$(stat -c %s g.ann)" -lt "$(stat -c %s cagra.ann)" ]
+    run annsearch g.ann q.fbin -k 10
+    assert_failure 1
+    assert_output --partial "--data"
+    run annsearch g.ann q.fbin -k 10 --data base.fbin --truth truth.ivecs
+    assert_success
+    at_least "$(recall_of "$output")" 0.95 "recall with --data"
+    annsearch g.ann q.fbin -k 10 --data base.fbin -o g.txt
+    annsearch cagra.ann q.fbin -k 10 -o c.txt
+    same_numbers g.txt c.txt
+    annconvert --rows :2999 base.fbin fewer.fbin
+    run annsearch g.ann q.fbin -k 10 --data fewer.fbin
+    assert_failure 1
+    assert_output --partial "rows"
+    # an index with its vectors still wants --truth with --data
+    run annsearch cagra.ann q.fbin -k 10 --data base.fbin
+    assert_failure 2
+}
+
+@test "cuVS CAGRA files: export with and without the dataset, import, same answers" {
+    annconvert --to cagra-v5 cagra.ann x.cuvs
+    annconvert --to cagra-v5 --no-dataset cagra.ann g.cuvs
+    [ "$(head -c 3 x.cuvs)" = "<f4" ]
+    [ "$(od -A n -t x1 -j 3 -N 7 x.cuvs | tr -d ' ')" = "00934e554d5059" ]
+    run annconvert --info x.cuvs
+    assert_success
+    assert_line "format: cuvs-cagra (serialization version 5)"
+    assert_line "graph degree: 16"
+    assert_line "dataset: included"
+    run annconvert --info g.cuvs
+    assert_line "dataset: not included"
+    annconvert x.cuvs back.ann
+    annconvert --compress g.cuvs gback.ann
+    annsearch cagra.ann q.fbin -k 10 -o a.txt
+    annsearch back.ann q.fbin -k 10 -o b.txt
+    annsearch gback.ann q.fbin -k 10 --data base.fbin -o c.txt
+    same_numbers a.txt b.txt
+    same_numbers a.txt c.txt
+    # the round trip is byte-identical
+    annconvert --to cagra-v5 back.ann y.cuvs
+    cmp x.cuvs y.cuvs
+    # not a cagra index; existing output; euclidean has no cuVS counterpart
+    annbuild --algo brute_force base.fbin -o bf.ann
+    run annconvert --to cagra-v5 bf.ann z.cuvs
+    assert_failure 1
+    run annconvert --to cagra-v5 cagra.ann x.cuvs
+    assert_failure 1
+    annbuild --algo cagra --metric euclidean --graph-degree 8 --intermediate-graph-degree 16 base.fbin -o e.ann
+    run annconvert --to cagra-v5 e.ann e.cuvs
+    assert_failure 3
+    run annconvert --to cagra-v5 --rows :10 cagra.ann w.cuvs
+    assert_failure 2
+    assert_no_temporaries
+}
+
+@test "corrupt files exit 1 naming the file" {
+    annconvert --to cagra-v5 cagra.ann x.cuvs
+    # truncated cuVS file
+    head -c 50000 x.cuvs >t.cuvs
+    run annconvert t.cuvs t.ann
+    assert_failure 1
+    assert_output --partial "t.cuvs"
+    [ ! -e t.ann ]
+    # version 6 instead of 5 (data of the first npy scalar: 4 + 128 bytes in)
+    cp x.cuvs v.cuvs
+    printf '\006' | dd of=v.cuvs bs=1 seek=132 conv=notrunc status=none
+    run annconvert v.cuvs v.ann
+    assert_failure 1
+    assert_output --partial "version 6"
+    # a flipped byte in the graph section of an annkit index: checksum
+    cp cagra.ann bad.ann
+    size=$(stat -c %s cagra.ann)
+    "$ANNKIT_GEN_DATA" flip bad.ann $((size / 3))
+    run annsearch bad.ann q.fbin -k 10
+    assert_failure 1
+    assert_output --partial "bad.ann"
+    # truncated annkit index
+    head -c 1000 cagra.ann >short.ann
+    run annsearch short.ann q.fbin -k 10
+    assert_failure 1
+    assert_output --partial "short.ann"
+}
+
+@test "--device cuda without a GPU exits 3" {
+    have_gpu && skip "a GPU is present"
+    run annbuild --device cuda --algo cagra base.fbin -o x.ann
+    assert_failure 3
+    [ ! -e x.ann ]
+    run annsearch --device cuda cagra.ann q.fbin -k 10
+    assert_failure 3
+}

@@ -286,41 +286,13 @@ done:
     return rc;
 }
 
-/*
- * OpenMP threads that wait at a barrier spin by default (libgomp), which on
- * a shared machine burns the CPU share that the working threads need: an
- * NN-Descent graph of Fashion-MNIST took 13-19 s instead of 7-11 s with one
- * of two cores taken by another job.  Unless the user chose a policy
- * (OMP_WAIT_POLICY, GOMP_SPINCOUNT), annbuild runs with passive waiting.
- * libgomp reads the policy only when it starts, so annbuild sets it and
- * executes itself once more; if that fails it carries on as it is.
- */
-static void passive_openmp(char **argv)
-{
-    char exe[PATH_MAX];
-    if (getenv("OMP_WAIT_POLICY") != NULL || getenv("GOMP_SPINCOUNT") != NULL)
-        return;
-    /* only when /proc/self/exe is annbuild itself (not, say, a valgrind tool running it) */
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return;
-    exe[n] = '\0';
-    const char *base = strrchr(exe, '/');
-    if (strncmp(base ? base + 1 : exe, "annbuild", 8) != 0)
-        return;
-    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0)
-        return;
-    execv(exe, argv);
-    unsetenv("OMP_WAIT_POLICY"); /* exec failed: carry on with the default policy */
-}
-
 int main(int argc, char **argv)
 {
     struct build_opts o = {.format = ANN_VFMT_AUTO, .row_end = -1};
     cli_parser p;
     int rc, c;
 
-    passive_openmp(argv);
+    cli_openmp_passive(argv, "annbuild");
     cli_init(argv[0], "annbuild");
     if ((rc = cli_parser_init(&p, "o:", longopts, CLI_PARAMS_BUILD, index_algos, N_INDEX_ALGOS)) != 0)
         return rc;

@@ -542,6 +542,7 @@ int main(int argc, char **argv)
     cli_parser p;
     int rc, c;
 
+    cli_openmp_passive(argv, "anngraph");
     cli_init(argv[0], "anngraph");
     memset(&p, 0, sizeof p);
     if ((rc = opt_table_init(&t)) != 0)

@@ -239,6 +239,19 @@ int cli_getopt(cli_parser *p, int argc, char *const argv[]);
 /** Print the common options' help lines (for a tool's --help). */
 void cli_help_common(FILE *out);
 
+/**
+ * OpenMP threads waiting at a barrier spin by default (libgomp), which on a
+ * shared machine burns the CPU share the working threads need (an
+ * NN-Descent graph of Fashion-MNIST took 13-19 s instead of 7-11 s with one
+ * of two cores busy elsewhere).  Unless the user chose a policy
+ * (OMP_WAIT_POLICY, GOMP_SPINCOUNT), the build tools run with passive
+ * waiting: libgomp reads the policy only at start, so this sets it and
+ * executes the tool once more (only when /proc/self/exe is the tool @p name
+ * itself, not e.g. valgrind).  If that fails it returns and the tool carries
+ * on with the default policy.  Call first thing in main().
+ */
+void cli_openmp_passive(char **argv, const char *name);
+
 /* ------------------------- memory limits ----------------------------- */
 
 /** The long options of the memory limits, to put in a tool's option table. */

@@ -154,3 +154,21 @@ int cli_exec_init(ann_exec *ex, const cli_common *co)
     }
     return 0;
 }
+
+void cli_openmp_passive(char **argv, const char *name)
+{
+    char exe[PATH_MAX];
+    if (getenv("OMP_WAIT_POLICY") != NULL || getenv("GOMP_SPINCOUNT") != NULL)
+        return;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return;
+    exe[n] = '\0';
+    const char *base = strrchr(exe, '/');
+    if (strcmp(base ? base + 1 : exe, name) != 0)
+        return;
+    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0)
+        return;
+    execv(exe, argv);
+    unsetenv("OMP_WAIT_POLICY"); /* exec failed: carry on with the default policy */
+}

@@ -547,6 +547,15 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
                     }
                     if (m1 == 0 || m < 2)
                         continue;
+                    /* the pair loop reads each sample's graph row: fetch them while the GEMM runs */
+                    for (int t = 0; t < m; t++) {
+                        const char *rd = (const char *)(g.gd + (int64_t)ids[t] * K);
+                        const char *ri = (const char *)(g.gid + (int64_t)ids[t] * K);
+                        for (int64_t off = 0; off < (int64_t)K * 4; off += 64) {
+                            __builtin_prefetch(rd + off);
+                            __builtin_prefetch(ri + off);
+                        }
+                    }
                     if (gemm) {
                         for (int t = 0; t < m; t++)
                             memcpy(B + (int64_t)t * d, g.x + (int64_t)ids[t] * d, (size_t)d * sizeof(float));

@@ -275,5 +275,7 @@ ann_status cu_ivf_flat_search(const ann_ivf_flat_view *ix, const ann_ivf_flat_se
 ann_status cu_kmeans_fit(const ann_kmeans_params *p, const ann_matrix *train, int n_threads, float *centers);
 ann_status cu_kmeans_predict(ann_metric metric, const float *centers, int32_t n_clusters, const ann_matrix *x,
                              int n_threads, int32_t *labels);
+ann_status cu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *data, int n_threads, uint64_t seed,
+                         uint32_t *ids, float *dist);
 
 #endif

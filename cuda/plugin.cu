@@ -68,6 +68,10 @@ bool cu_supports(ann_op op, ann_dtype dtype, ann_metric metric)
     case ANN_OP_KMEANS_FIT:
     case ANN_OP_KMEANS_PREDICT:
         return cu_dtype_ok(dtype) && cu_metric_ok(metric);
+    case ANN_OP_NN_DESCENT:
+        if (metric == ANN_METRIC_HAMMING) /* bitwise hamming: bytes */
+            return dtype == ANN_DTYPE_U8 || dtype == ANN_DTYPE_I8;
+        return cu_dtype_ok(dtype) && (cu_metric_ok(metric) || metric == ANN_METRIC_L1);
     }
     return false;
 }
@@ -92,6 +96,7 @@ const ann_backend_ops kCudaOps = {
     cu_kmeans_fit,
     cu_kmeans_predict,
     cu_cache_free,
+    cu_nn_descent,
 };
 
 } // namespace

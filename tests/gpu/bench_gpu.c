@@ -9,12 +9,22 @@
  *    the queries for the speedup;
  *  - IVF-Flat (1024 lists), built once with GPU k-means (the CPU build is
  *    timed too), searched on CUDA and on the CPU at n_probes 8, 32, 128:
- *    QPS, recall@10 against the brute-force results, speedup.
+ *    QPS, recall@10 against the brute-force results, speedup;
+ *  - NN-Descent graphs (ann_graph_build, intermediate degree = 2 x degree,
+ *    other parameters default) at degree 32 and 64: seconds on CUDA for
+ *    all rows, graph recall on 1000 sample rows (ann_graph_eval, exact
+ *    neighbours by brute force on CUDA), and CUDA and CPU seconds and
+ *    recall on the first 100k rows for the speed ratio at equal size
+ *    (plus the CPU time scaled linearly to all rows against the CUDA
+ *    time, an estimate).
  * Output: one line per figure, "bench NAME VALUE UNIT".  Exits 77 when the
  * CUDA backend cannot run.
  *
  * Environment: ANNKIT_BENCH_ROWS, ANNKIT_BENCH_QUERIES override the sizes;
- * ANNKIT_BENCH_SKIP_CPU_BUILD=1 skips the CPU IVF build.
+ * ANNKIT_BENCH_SKIP_CPU_BUILD=1 skips the CPU IVF build;
+ * ANNKIT_BENCH_NND_CPU_ROWS (default 100000) sizes the NN-Descent subset
+ * (0 skips it); ANNKIT_BENCH_ONLY=search or =nnd runs only the search or
+ * only the NN-Descent figures.
  */
 #include <math.h>
 #include <stdio.h>
@@ -109,29 +119,14 @@ static double recall_vs(const int64_t *found, const int64_t *truth, int64_t nq, 
     return r;
 }
 
-int main(void)
+/* Brute force and IVF-Flat on CUDA and the CPU (the figures listed at the top). */
+static void bench_search(const ann_matrix *data_, const ann_matrix *q_, int64_t k)
 {
-    ann_device got;
-    if (ann_backend_resolve(ANN_DEVICE_CUDA, &got) != ANN_OK) {
-        printf("SKIP: CUDA backend unavailable: %s\n", ann_last_error());
-        return 77;
-    }
-    ann_backend_report br;
-    ann_backend_probe(true, &br);
-    printf("# %s\n# %s\n", br.cuda_detail, br.cpu_detail);
-
-    const int64_t n = env_int("ANNKIT_BENCH_ROWS", 1000000), d = 128, nq = env_int("ANNKIT_BENCH_QUERIES", 10000);
-    const int64_t k = 10;
-    double t0 = now();
-    float *x = make_data(n, d, 2000, 1);
-    float *qv = make_data(nq, d, 2000, 2);
-    printf("# data %lld x %lld, %lld queries, k %lld (generated in %.1f s)\n", (long long)n, (long long)d,
-           (long long)nq, (long long)k, now() - t0);
-    fflush(stdout);
-    ann_matrix data = ann_matrix_view(x, n, d, ANN_DTYPE_F32);
-    ann_matrix q = ann_matrix_view(qv, nq, d, ANN_DTYPE_F32);
+    const ann_matrix data = *data_, q = *q_;
+    const int64_t n = data.rows, d = data.cols, nq = q.rows;
     int64_t *truth = malloc((size_t)nq * k * 8), *ids = malloc((size_t)nq * k * 8);
     float *dist = malloc((size_t)nq * k * 4);
+    double t0;
 
     /* ---------------- brute force ---------------- */
     ann_exec ex;
@@ -209,6 +204,113 @@ int main(void)
     free(truth);
     free(ids);
     free(dist);
+}
+
+/* Build an NN-Descent graph of x on dev; returns seconds (exits on error). */
+static double time_graph(const ann_nn_descent_params *p, const ann_matrix *x, ann_device dev, ann_graph **g)
+{
+    ann_exec ex;
+    ann_exec_init(&ex);
+    ex.device = dev;
+    double t0 = now();
+    if (ann_graph_build(ANN_ALGO_NN_DESCENT, p, x, &ex, g) != ANN_OK)
+        die("nn_descent build");
+    double t = now() - t0;
+    if (ex.used != dev) {
+        fprintf(stderr, "bench_gpu: asked for %s, ran on %s\n", ann_device_name(dev), ann_device_name(ex.used));
+        exit(1);
+    }
+    return t;
+}
+
+/* Graph recall on 1000 sample rows, exact neighbours by brute force on CUDA. */
+static double graph_recall(const ann_graph *g, const ann_matrix *x)
+{
+    ann_exec ex;
+    ann_exec_init(&ex);
+    ex.device = ANN_DEVICE_CUDA;
+    double r = -1;
+    if (ann_graph_eval(g, x, 1000, 7, &ex, &r) != ANN_OK)
+        die("ann_graph_eval");
+    return r;
+}
+
+static void bench_nnd(const ann_matrix *data)
+{
+    const int64_t sub_rows = env_int("ANNKIT_BENCH_NND_CPU_ROWS", 100000);
+    static const int32_t degrees[] = {32, 64};
+    {
+        /* warm-up (CUDA context, cuBLAS handle) outside the timings */
+        ann_nn_descent_params p;
+        ann_nn_descent_params_init(&p);
+        ann_matrix w = *data;
+        w.owner = NULL;
+        w.rows = data->rows < 2000 ? data->rows : 2000;
+        ann_graph *g = NULL;
+        time_graph(&p, &w, ANN_DEVICE_CUDA, &g);
+        ann_graph_free(g);
+    }
+    for (size_t i = 0; i < sizeof degrees / sizeof degrees[0]; i++) {
+        const int deg = degrees[i];
+        ann_nn_descent_params p;
+        ann_nn_descent_params_init(&p);
+        p.graph_degree = deg;
+        p.intermediate_graph_degree = 2 * deg;
+        ann_graph *g = NULL;
+        const double tg = time_graph(&p, data, ANN_DEVICE_CUDA, &g);
+        printf("bench nnd_deg%d_cuda_time %.2f s (%lld rows, intermediate %d)\n", deg, tg, (long long)data->rows,
+               2 * deg);
+        printf("bench nnd_deg%d_cuda_recall %.4f graph recall\n", deg, graph_recall(g, data));
+        fflush(stdout);
+        ann_graph_free(g);
+        if (sub_rows <= 0 || sub_rows > data->rows)
+            continue;
+        ann_matrix sub = *data;
+        sub.owner = NULL;
+        sub.rows = sub_rows;
+        const double tgs = time_graph(&p, &sub, ANN_DEVICE_CUDA, &g);
+        const double rgs = graph_recall(g, &sub);
+        ann_graph_free(g);
+        const double tcs = time_graph(&p, &sub, ANN_DEVICE_CPU, &g);
+        const double rcs = graph_recall(g, &sub);
+        ann_graph_free(g);
+        printf("bench nnd_deg%d_sub_cuda_time %.2f s (%lld rows)\n", deg, tgs, (long long)sub_rows);
+        printf("bench nnd_deg%d_sub_cuda_recall %.4f graph recall\n", deg, rgs);
+        printf("bench nnd_deg%d_sub_cpu_time %.2f s (%lld rows)\n", deg, tcs, (long long)sub_rows);
+        printf("bench nnd_deg%d_sub_cpu_recall %.4f graph recall\n", deg, rcs);
+        printf("bench nnd_deg%d_sub_speedup %.1f x (equal size)\n", deg, tcs / tgs);
+        printf("bench nnd_deg%d_est_speedup %.1f x (cpu time scaled linearly to %lld rows / cuda time)\n", deg,
+               tcs * (double)data->rows / (double)sub_rows / tg, (long long)data->rows);
+        fflush(stdout);
+    }
+}
+
+int main(void)
+{
+    ann_device got;
+    if (ann_backend_resolve(ANN_DEVICE_CUDA, &got) != ANN_OK) {
+        printf("SKIP: CUDA backend unavailable: %s\n", ann_last_error());
+        return 77;
+    }
+    ann_backend_report br;
+    ann_backend_probe(true, &br);
+    printf("# %s\n# %s\n", br.cuda_detail, br.cpu_detail);
+
+    const int64_t n = env_int("ANNKIT_BENCH_ROWS", 1000000), d = 128, nq = env_int("ANNKIT_BENCH_QUERIES", 10000);
+    const int64_t k = 10;
+    double t0 = now();
+    float *x = make_data(n, d, 2000, 1);
+    float *qv = make_data(nq, d, 2000, 2);
+    printf("# data %lld x %lld, %lld queries, k %lld (generated in %.1f s)\n", (long long)n, (long long)d,
+           (long long)nq, (long long)k, now() - t0);
+    fflush(stdout);
+    ann_matrix data = ann_matrix_view(x, n, d, ANN_DTYPE_F32);
+    ann_matrix q = ann_matrix_view(qv, nq, d, ANN_DTYPE_F32);
+    const char *only = getenv("ANNKIT_BENCH_ONLY");
+    if (!(only && strcmp(only, "nnd") == 0))
+        bench_search(&data, &q, k);
+    if (!(only && strcmp(only, "search") == 0))
+        bench_nnd(&data);
     free(x);
     free(qv);
     return 0;

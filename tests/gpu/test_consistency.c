@@ -16,14 +16,33 @@
  *  - an IVF-Flat index built on CUDA (GPU k-means) against one built on
  *    the CPU: recall at n_probes 32 within 0.01 (plus one hierarchical
  *    k-means case, 512 lists);
- *  - kmeans_predict on CPU and CUDA agree on >= 99.9 % of the rows.
+ *  - kmeans_predict on CPU and CUDA agree on >= 99.9 % of the rows;
+ *  - NN-Descent graphs (ann_graph_build, default degrees 64 / 128) of the
+ *    same seeded 20000 x 64 clustered rows built on the CPU and on CUDA,
+ *    for sqeuclidean, inner_product, cosine (f32, u8), L1 (f32) and
+ *    bitwise hamming (u8 rows of 1000 clustered 512-bit codes, 10 % of
+ *    the bits flipped): graph recall against the exact graph on 1000
+ *    sample rows (ann_graph_eval; hamming: computed here, a neighbour
+ *    counting when its distance is within the exact 64th, since bit
+ *    counts tie a lot) equal within 0.01, and the CUDA graph well formed:
+ *    ids < rows, never the row itself, no duplicates, rows sorted by
+ *    distance (+dot: descending), distances equal to exact ones (1e-3
+ *    relative) on the sample rows.  Smaller shapes exercise the random
+ *    initial graph and rows with fewer than 32 entries (50 rows,
+ *    intermediate degree clamped to 49), a degree that is not a multiple
+ *    of 32 with fp32 arithmetic and euclidean distances (1000 rows,
+ *    16 / 40), and fp16 arithmetic on 12 dims (5000 rows).  One graph is
+ *    built twice on CUDA and whether the two are identical is printed
+ *    (information only: the CUDA build is deterministic in practice, not
+ *    by contract).
  * Prints one line per check; exits 77 (skipped) when the CUDA backend
  * cannot run here (no plugin, no driver or no GPU), 1 on any failure.
  *
  * Environment: ANNKIT_CUDA_PLUGIN names the plugin (meson sets it);
  * ANNKIT_GPU_TEST_QUICK=1 runs f32 and u8 only; ANNKIT_GPU_TEST_SELF=1
  * runs the "CUDA" side on the CPU too (checks the harness itself on a
- * machine without a GPU).
+ * machine without a GPU); ANNKIT_GPU_TEST_ONLY=search or =nnd runs only
+ * the search / k-means checks or only the NN-Descent ones.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -416,6 +435,309 @@ out:
     free(lg);
 }
 
+/* ----------------------------- NN-Descent ----------------------------- */
+
+static const int64_t NG = 20000, DG = 64;
+
+/*
+ * Bit-clustered u8 rows for hamming: `clusters` random codes of d bytes,
+ * each row a code with every bit flipped with probability 0.1.
+ */
+static ann_matrix make_bits(int64_t n, int64_t d, int clusters, uint64_t seed)
+{
+    ann_matrix m;
+    if (ann_matrix_alloc(&m, n, d, ANN_DTYPE_U8) != ANN_OK) {
+        fprintf(stderr, "alloc: %s\n", ann_last_error());
+        exit(1);
+    }
+    uint8_t *c = malloc((size_t)clusters * d);
+    rng = seed * 0x9e3779b97f4a7c15ull + 3;
+    for (int64_t i = 0; i < (int64_t)clusters * d; i++)
+        c[i] = (uint8_t)(urand() * 256);
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t cl = (int64_t)(urand() * clusters);
+        uint8_t *row = ann_matrix_row(&m, i);
+        for (int64_t j = 0; j < d; j++) {
+            uint8_t v = c[cl * d + j];
+            for (int b = 0; b < 8; b++)
+                if (urand() < 0.1)
+                    v ^= (uint8_t)(1u << b);
+            row[j] = v;
+        }
+    }
+    free(c);
+    return m;
+}
+
+/* Element j of row i as a double (f32, f16, i8, u8). */
+static double elem(const ann_matrix *x, int64_t i, int64_t j)
+{
+    const void *r = ann_matrix_row(x, i);
+    switch (x->dtype) {
+    case ANN_DTYPE_F32: return ((const float *)r)[j];
+    case ANN_DTYPE_F16: return ann_f16_to_f32(((const uint16_t *)r)[j]);
+    case ANN_DTYPE_I8: return ((const int8_t *)r)[j];
+    default: return ((const uint8_t *)r)[j];
+    }
+}
+
+/* Exact distance of rows a and b in the returned convention of m (double). */
+static double exact_dist(const ann_matrix *x, ann_metric m, int64_t a, int64_t b)
+{
+    const int64_t d = x->cols;
+    double s = 0, aa = 0, bb = 0;
+    if (m == ANN_METRIC_HAMMING) {
+        const uint8_t *p = ann_matrix_row(x, a), *q = ann_matrix_row(x, b);
+        int c = 0;
+        for (int64_t j = 0; j < d; j++)
+            c += __builtin_popcount((unsigned)(p[j] ^ q[j]));
+        return c;
+    }
+    for (int64_t j = 0; j < d; j++) {
+        const double u = elem(x, a, j), v = elem(x, b, j);
+        switch (m) {
+        case ANN_METRIC_L1: s += fabs(u - v); break;
+        case ANN_METRIC_INNER_PRODUCT: s += u * v; break;
+        case ANN_METRIC_COSINE:
+            s += u * v;
+            aa += u * u;
+            bb += v * v;
+            break;
+        default: s += (u - v) * (u - v); break;
+        }
+    }
+    if (m == ANN_METRIC_EUCLIDEAN)
+        return sqrt(s);
+    if (m == ANN_METRIC_COSINE)
+        return aa > 0 && bb > 0 ? 1 - s / (sqrt(aa) * sqrt(bb)) : 1;
+    return s;
+}
+
+/* The sample rows of a check: every (rows / count)-th row. */
+static int64_t sample_row(int64_t rows, int64_t count, int64_t k)
+{
+    return count >= rows ? k : k * (rows / count);
+}
+
+/*
+ * Hamming graph recall on `count` sample rows: the fraction of the graph's
+ * entries whose distance is within the exact degree-th smallest distance
+ * to another row (ties counted as hits, at most degree per row).
+ */
+static double hamming_recall(const ann_graph *g, const ann_matrix *x, int64_t count)
+{
+    const int64_t n = g->rows, deg = g->degree, maxd = 8 * x->cols;
+    int64_t *hist = calloc((size_t)maxd + 1, sizeof(int64_t));
+    int64_t hits = 0;
+    if (count > n)
+        count = n;
+    for (int64_t k = 0; k < count; k++) {
+        const int64_t i = sample_row(n, count, k);
+        memset(hist, 0, ((size_t)maxd + 1) * sizeof(int64_t));
+        for (int64_t j = 0; j < n; j++)
+            if (j != i)
+                hist[(int64_t)exact_dist(x, ANN_METRIC_HAMMING, i, j)]++;
+        int64_t kth = 0, acc = 0;
+        while (kth < maxd && acc + hist[kth] < deg)
+            acc += hist[kth++];
+        int64_t h = 0;
+        for (int64_t a = 0; a < deg; a++)
+            h += exact_dist(x, ANN_METRIC_HAMMING, i, g->ids[i * deg + a]) <= (double)kth;
+        hits += h < deg ? h : deg;
+    }
+    free(hist);
+    return (double)hits / ((double)count * (double)deg);
+}
+
+/* Graph recall: ann_graph_eval on 1000 sample rows, hamming_recall for hamming (-1 on error). */
+static double graph_recall(const ann_graph *g, const ann_matrix *x)
+{
+    if (g->metric == ANN_METRIC_HAMMING)
+        return hamming_recall(g, x, 1000);
+    ann_exec ex = exec_on(ANN_DEVICE_CPU);
+    double r = -1;
+    if (ann_graph_eval(g, x, 1000, 7, &ex, &r) != ANN_OK) {
+        fprintf(stderr, "  ann_graph_eval: %s\n", ann_last_error());
+        return -1;
+    }
+    return r;
+}
+
+/*
+ * Structural defects of a graph (0 = well formed): ids >= rows, the row
+ * itself, duplicates in a row, rows out of order by distance (ascending;
+ * descending +dot for inner product), and, on `count` sample rows,
+ * distances that differ from exact ones by more than 1e-3 relative.
+ * The first few are described on stderr.
+ */
+static int64_t graph_defects(const ann_graph *g, const ann_matrix *x, int64_t count, const char *what)
+{
+    const int64_t n = g->rows, deg = g->degree;
+    const bool desc = g->metric == ANN_METRIC_INNER_PRODUCT;
+    int64_t bad = 0;
+    uint32_t *seen = calloc((size_t)n, sizeof(uint32_t));
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t *r = g->ids + i * deg;
+        const float *dr = g->distances ? g->distances + i * deg : NULL;
+        for (int64_t a = 0; a < deg; a++) {
+            const char *why = NULL;
+            if (r[a] >= (uint64_t)n)
+                why = "id out of range";
+            else if (r[a] == (uint64_t)i)
+                why = "the row itself";
+            else if (seen[r[a]] == (uint32_t)i + 1)
+                why = "duplicate";
+            else if (dr && !isfinite(dr[a]))
+                why = "distance not finite";
+            else if (dr && a > 0 && (desc ? dr[a] > dr[a - 1] : dr[a] < dr[a - 1]))
+                why = "out of order";
+            if (r[a] < (uint64_t)n)
+                seen[r[a]] = (uint32_t)i + 1;
+            if (why && bad++ < 3)
+                fprintf(stderr, "  %s: row %lld, rank %lld: id %u: %s\n", what, (long long)i, (long long)a, r[a],
+                        why);
+        }
+    }
+    free(seen);
+    if (!g->distances)
+        return bad;
+    if (count > n)
+        count = n;
+    for (int64_t k = 0; k < count; k++) {
+        const int64_t i = sample_row(n, count, k);
+        for (int64_t a = 0; a < deg; a++) {
+            if (g->ids[i * deg + a] >= (uint64_t)n)
+                continue;
+            const double e = exact_dist(x, g->metric, i, g->ids[i * deg + a]);
+            const double v = g->distances[i * deg + a];
+            if (fabs(v - e) > 1e-3 * fmax(1.0, fabs(e)) && bad++ < 3)
+                fprintf(stderr, "  %s: row %lld, rank %lld: id %u: distance %.9g, exact %.9g\n", what, (long long)i,
+                        (long long)a, g->ids[i * deg + a], v, e);
+        }
+    }
+    return bad;
+}
+
+static ann_graph *build_graph(const ann_nn_descent_params *p, const ann_matrix *x, ann_device dev, double *secs,
+                              const char *what)
+{
+    ann_exec ex = exec_on(dev);
+    ann_graph *g = NULL;
+    const double t0 = now();
+    const ann_status st = ann_graph_build(ANN_ALGO_NN_DESCENT, p, x, &ex, &g);
+    *secs = now() - t0;
+    if (st != ANN_OK) {
+        report(false, "%s: build on %s failed: %s", what, ann_device_name(dev), ann_last_error());
+        return NULL;
+    }
+    if (ex.used != dev) {
+        report(false, "%s: asked for %s, ran on %s", what, ann_device_name(dev), ann_device_name(ex.used));
+        ann_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+/*
+ * One NN-Descent consistency check: graphs of x built on the CPU and on
+ * `other` with p, recall within 0.01 of each other (and at least
+ * min_recall on both), the other one well formed.  With repeat, a second
+ * build on `other` is compared with the first (printed only).
+ */
+static void check_nnd(const char *label, const ann_matrix *x, const ann_nn_descent_params *p, double min_recall,
+                      bool repeat)
+{
+    char what[160];
+    snprintf(what, sizeof what, "nn_descent %s %s %lldx%lld degree %d/%d%s", ann_dtype_name(x->dtype),
+             ann_metric_name(p->metric), (long long)x->rows, (long long)x->cols, (int)p->graph_degree,
+             (int)p->intermediate_graph_degree,
+             p->dist_comp_dtype == ANN_DIST_COMP_FP16 ? " fp16" : p->dist_comp_dtype == ANN_DIST_COMP_FP32 ? " fp32" : "");
+    if (label && *label) {
+        const size_t l = strlen(what);
+        snprintf(what + l, sizeof what - l, " (%s)", label);
+    }
+    double tc = 0, tg = 0, tg2 = 0;
+    ann_graph *gc = build_graph(p, x, ANN_DEVICE_CPU, &tc, what);
+    ann_graph *gg = gc ? build_graph(p, x, other, &tg, what) : NULL;
+    if (gc && gg) {
+        const double rc = graph_recall(gc, x), rg = graph_recall(gg, x);
+        const int64_t bad = graph_defects(gg, x, 200, what);
+        char again[64] = "";
+        if (repeat) {
+            ann_graph *g2 = build_graph(p, x, other, &tg2, what);
+            if (g2) {
+                const size_t b = (size_t)gg->rows * gg->degree;
+                const bool same = memcmp(gg->ids, g2->ids, b * 4) == 0 &&
+                                  (!gg->distances || memcmp(gg->distances, g2->distances, b * 4) == 0);
+                snprintf(again, sizeof again, ", repeat %s (%.2f s)", same ? "identical" : "differs", tg2);
+            }
+            ann_graph_free(g2);
+        }
+        report(rc >= 0 && rg >= 0 && fabs(rc - rg) <= 0.01 && rc >= min_recall && rg >= min_recall && bad == 0,
+               "%s: graph recall cpu %.4f cuda %.4f, %lld defects (cpu %.2f s, cuda %.2f s%s)", what, rc, rg,
+               (long long)bad, tc, tg, again);
+    }
+    ann_graph_free(gc);
+    ann_graph_free(gg);
+}
+
+static void check_nnd_all(bool all)
+{
+    ann_nn_descent_params p;
+    /* the main set: default degrees on 20000 x 64 */
+    const ann_dtype dts[] = {ANN_DTYPE_F32, ANN_DTYPE_U8};
+    const ann_metric ms[] = {ANN_METRIC_SQEUCLIDEAN, ANN_METRIC_INNER_PRODUCT, ANN_METRIC_COSINE};
+    for (size_t a = 0; a < 2; a++) {
+        ann_matrix x = make_matrix(NG, DG, dts[a], 11 + a);
+        for (size_t b = 0; b < 3; b++) {
+            ann_nn_descent_params_init(&p);
+            p.metric = ms[b];
+            check_nnd("", &x, &p, 0.9, a == 0 && b == 0);
+        }
+        if (dts[a] == ANN_DTYPE_F32 && all) {
+            ann_nn_descent_params_init(&p);
+            p.metric = ANN_METRIC_L1;
+            check_nnd("", &x, &p, 0.9, false);
+        }
+        ann_matrix_release(&x);
+    }
+    {
+        ann_matrix x = make_bits(NG, DG, 1000, 13);
+        ann_nn_descent_params_init(&p);
+        p.metric = ANN_METRIC_HAMMING;
+        check_nnd("bit codes", &x, &p, 0.9, false);
+        ann_matrix_release(&x);
+    }
+    /* shapes: random initial graph with empty slots, odd degree in fp32, fp16 on few dims */
+    {
+        ann_matrix x = make_matrix(50, DG, ANN_DTYPE_U8, 21);
+        ann_nn_descent_params_init(&p);
+        p.metric = ANN_METRIC_COSINE;
+        p.graph_degree = 20;
+        check_nnd("random init, 49 of 64 slots", &x, &p, 0.98, false);
+        ann_matrix_release(&x);
+    }
+    {
+        ann_matrix x = make_matrix(1000, DG, ANN_DTYPE_F32, 22);
+        ann_nn_descent_params_init(&p);
+        p.metric = ANN_METRIC_EUCLIDEAN;
+        p.graph_degree = 16;
+        p.intermediate_graph_degree = 40;
+        p.dist_comp_dtype = ANN_DIST_COMP_FP32;
+        check_nnd("", &x, &p, 0.9, false);
+        ann_matrix_release(&x);
+    }
+    {
+        ann_matrix x = make_matrix(5000, 12, ANN_DTYPE_F32, 23);
+        ann_nn_descent_params_init(&p);
+        p.graph_degree = 32;
+        p.intermediate_graph_degree = 64;
+        p.dist_comp_dtype = ANN_DIST_COMP_FP16;
+        check_nnd("", &x, &p, 0.9, false);
+        ann_matrix_release(&x);
+    }
+}
+
 /* -------------------------------- main -------------------------------- */
 
 int main(void)
@@ -436,11 +758,14 @@ int main(void)
 
     const char *quick = getenv("ANNKIT_GPU_TEST_QUICK");
     const bool all = !(quick && *quick && strcmp(quick, "0") != 0);
+    const char *only = getenv("ANNKIT_GPU_TEST_ONLY");
+    const bool do_search = !(only && *only) || strcmp(only, "search") == 0;
+    const bool do_nnd = !(only && *only) || strcmp(only, "nnd") == 0;
     const ann_dtype dtypes[] = {ANN_DTYPE_F32, ANN_DTYPE_U8, ANN_DTYPE_F16, ANN_DTYPE_I8};
     const ann_metric metrics[] = {ANN_METRIC_SQEUCLIDEAN, ANN_METRIC_EUCLIDEAN, ANN_METRIC_INNER_PRODUCT,
                                   ANN_METRIC_COSINE};
     const double t0 = now();
-    for (size_t a = 0; a < (all ? 4u : 2u); a++) {
+    for (size_t a = 0; do_search && a < (all ? 4u : 2u); a++) {
         const ann_dtype dt = dtypes[a];
         ann_matrix data = make_matrix(N, D, dt, 1 + a);
         ann_matrix q = make_matrix(NQ, D, dt, 100 + a);
@@ -458,6 +783,8 @@ int main(void)
         ann_matrix_release(&data);
         ann_matrix_release(&q);
     }
+    if (do_nnd)
+        check_nnd_all(all);
     printf("%d checks, %d failed (%.1f s)\n", checks, failures, now() - t0);
     return failures ? 1 : 0;
 }

@@ -4,7 +4,7 @@
  * Sources: Dong, Moses, Li, "Efficient k-nearest neighbor graph
  * construction for generic similarity measures", WWW 2011; the GNND
  * variant of cuVS (Wang et al., CIKM 2021; notes/algorithms.md section 5)
- * for the sampling rules (32 new and 32 old samples per row, reverse
+ * for the sampling rules (new and old samples per row, reverse
  * lists, new/old flags).  What differs from the GPU reference, and why:
  *  - Initial graph: each row's nearest rows among the rows of its nearest
  *    balanced k-means clusters (an IVF-Flat search of the data by itself,
@@ -168,7 +168,12 @@ static ann_status cluster_init(nnd *g, const ann_matrix *data, ann_exec *ex, int
               : g->metric == ANN_METRIC_COSINE        ? ANN_METRIC_COSINE
               : g->metric == ANN_METRIC_L1            ? ANN_METRIC_L1
                                                       : ANN_METRIC_SQEUCLIDEAN;
-    /* about 8 x (K + 1) candidates per row, lists of about 128 rows */
+    /*
+     * About 32 x (K + 1) candidates per row, lists of about 128 rows: this
+     * GEMM-bound search is cheap next to an NN-Descent iteration, and the
+     * better the initial graph, the fewer iterations (measured on
+     * Fashion-MNIST: 8 x gave recall 0.90 before the first iteration).
+     */
     int64_t lists = n / 128;
     ip.n_lists = (int32_t)(lists < 1 ? 1 : lists > 65536 ? 65536 : lists);
     ip.kmeans_n_iters = 10;
@@ -176,7 +181,7 @@ static ann_status cluster_init(nnd *g, const ann_matrix *data, ann_exec *ex, int
     ann_ivf_flat_search_params sp;
     ann_ivf_flat_search_params_init(&sp);
     int64_t per_list = n / ip.n_lists;
-    int64_t probes = (8 * (K + 1) + per_list - 1) / (per_list > 0 ? per_list : 1);
+    int64_t probes = (32 * (K + 1) + per_list - 1) / (per_list > 0 ? per_list : 1);
     sp.n_probes = (int32_t)(probes < 2 ? 2 : probes > ip.n_lists ? ip.n_lists : probes);
     sp.search_mode = ANN_IVF_SEARCH_CSR;
 
@@ -362,8 +367,13 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
     int K = p->intermediate_graph_degree;
     if (K > n - 1)
         K = (int)(n - 1);
-    /* samples per row and kind: a quarter of the row, 8 to 32 */
-    const int S = K / 4 < 8 ? 8 : K / 4 > S_MAX ? S_MAX : K / 4;
+    /*
+     * Samples per row and kind: sqrt(2 K), 8 to 32 (10 for K = 48, 16 for
+     * K = 128).  The initial graph is already good, so smaller samples over
+     * a few iterations reach a given recall sooner than the reference's 32.
+     */
+    const int s0 = (int)lround(sqrt(2.0 * K));
+    const int S = s0 < 8 ? 8 : s0 > S_MAX ? S_MAX : s0;
     int deg = p->graph_degree < K ? p->graph_degree : K;
     nnd g = {n, d, K, p->metric, NULL, NULL, NULL, NULL, NULL, NULL};
     ann_status st = ANN_OK;

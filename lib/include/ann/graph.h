@@ -72,8 +72,8 @@ typedef struct ann_graph {
  * notes/algorithms.md section 5): the initial graph is each row's nearest
  * rows among the rows of its nearest balanced k-means clusters (the role
  * of pynndescent's random-projection forest), then every iteration
- * samples up to 32 "new" and "old" neighbours per row plus reverse
- * neighbours, and the local join compares new x new and new x old pairs
+ * samples about sqrt(2 x intermediate_graph_degree) (8 to 32) "new" and
+ * "old" neighbours per row plus reverse neighbours, and the local join compares new x new and new x old pairs
  * (one small GEMM per row), inserting closer pairs into both rows.
  * --seed makes a build repeatable for a given thread count.
  *

@@ -34,7 +34,47 @@ static int cand_cmp(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Fill scores (qb x bb, ld bb) with ranking keys of queries qf vs rows [b0, b0+bb). */
+static inline bool l2_family(ann_metric m)
+{
+    return m == ANN_METRIC_SQEUCLIDEAN || m == ANN_METRIC_EUCLIDEAN;
+}
+
+/*
+ * Offer one query's row of a block to its heap: keys sc[j] (or, for the L2
+ * family, ||x_j||^2 - 2 sc[j] from the raw dot products), 16 at a time
+ * with a vectorised "any below the bound" test first, since after the
+ * first blocks almost no candidate enters.
+ */
+static void scan_block(ann_topk *h, const float *sc, const float *nrm, int64_t bb, int64_t b0)
+{
+    float bound = ann_topk_bound(h);
+    for (int64_t j = 0; j < bb; j += 16) {
+        const int64_t e = j + 16 < bb ? j + 16 : bb;
+        int any = 0;
+        if (nrm) {
+            for (int64_t t = j; t < e; t++)
+                any |= nrm[t] - 2.0f * sc[t] < bound;
+        } else {
+            for (int64_t t = j; t < e; t++)
+                any |= sc[t] < bound;
+        }
+        if (!any)
+            continue;
+        for (int64_t t = j; t < e; t++) {
+            const float key = nrm ? nrm[t] - 2.0f * sc[t] : sc[t];
+            if (key < bound) {
+                ann_topk_push(h, key, b0 + t);
+                bound = ann_topk_bound(h);
+            }
+        }
+    }
+}
+
+/*
+ * Fill scores (qb x bb, ld bb) for queries qf vs rows [b0, b0+bb): raw dot
+ * products for the L2 family (scan_block adds the norms), ranking keys
+ * otherwise.
+ */
 static void block_keys(const ann_bf_view *ix, const float *qf, int64_t qb, int64_t b0, int64_t bb,
                        float *xbuf, float *scores)
 {
@@ -56,16 +96,12 @@ static void block_keys(const ann_bf_view *ix, const float *qf, int64_t qb, int64
         return;
     }
     ann_gemm_abt(qb, bb, d, qf, d, xb, ldx, scores, bb);
+    if (l2_family(ix->metric))
+        return; /* the scan turns dots into ||x||^2 - 2 q.x itself (scan_block) */
     const float *nrm = ix->norms ? ix->norms + b0 : NULL;
     for (int64_t i = 0; i < qb; i++) {
         float *s = scores + i * bb;
         switch (ix->metric) {
-        case ANN_METRIC_SQEUCLIDEAN:
-        case ANN_METRIC_EUCLIDEAN:
-#pragma omp simd
-            for (int64_t j = 0; j < bb; j++)
-                s[j] = nrm[j] - 2.0f * s[j];
-            break;
         case ANN_METRIC_COSINE:
 #pragma omp simd
             for (int64_t j = 0; j < bb; j++)
@@ -188,17 +224,9 @@ ann_status ann_cpu_bf_search(const ann_bf_view *ix, const ann_matrix *q, int64_t
                     for (int64_t b0 = lo; b0 < hi; b0 += BB) {
                         const int64_t bb = hi - b0 < BB ? hi - b0 : BB;
                         block_keys(ix, qf + q0 * d, qb, b0, bb, xbuf, scores);
-                        for (int64_t i = 0; i < qb; i++) {
-                            ann_topk *h = &heaps[i];
-                            const float *sc = scores + i * bb;
-                            float bound = ann_topk_bound(h);
-                            for (int64_t j = 0; j < bb; j++) {
-                                if (sc[j] < bound) {
-                                    ann_topk_push(h, sc[j], b0 + j);
-                                    bound = ann_topk_bound(h);
-                                }
-                            }
-                        }
+                        const float *nrm = l2_family(ix->metric) ? ix->norms + b0 : NULL;
+                        for (int64_t i = 0; i < qb; i++)
+                            scan_block(&heaps[i], scores + i * bb, nrm, bb, b0);
                     }
                     for (int64_t i = 0; i < qb; i++)
                         rcount[(size_t)s * nq + q0 + i] = heaps[i].n;

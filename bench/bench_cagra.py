@@ -245,8 +245,7 @@ def main():
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=DEFAULT_DATA, help="ann-benchmarks HDF5 file")
     ap.add_argument("--fbin-dir", default="/tmp/fm", help="train.fbin/test.fbin when --data is missing")
-    ap.add_argument("--annkit-bin", default=None, help="directory of the annkit tools (default: build-cagra/tools, "
-                    "then build/tools)")
+    ap.add_argument("--annkit-bin", default=None, help="directory of the annkit tools (default: build/tools)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3, help="search runs per setting (best counts)")
     ap.add_argument("--build-runs", type=int, default=3, help="builds per side (best counts)")
@@ -267,7 +266,7 @@ def main():
     args = ap.parse_args()
 
     if args.annkit_bin is None:
-        for cand in ("build-cagra", "build"):
+        for cand in ("build",):
             if os.path.exists(os.path.join(ROOT, cand, "tools", "annsearch")):
                 args.annkit_bin = os.path.join(ROOT, cand, "tools")
                 break

@@ -15,40 +15,14 @@
 
 #include "ann/ann.h"
 #include "backend_ops.h"
+#include "testutil.h"
 
-static int failures;
 
-#define CHECK(cond, ...)                                                                                      \
-    do {                                                                                                       \
-        if (!(cond)) {                                                                                         \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                               \
-            fprintf(stderr, __VA_ARGS__);                                                                      \
-            fprintf(stderr, "\n");                                                                             \
-            failures++;                                                                                        \
-        }                                                                                                      \
-    } while (0)
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static double urand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
 
 /* n x d values around `clusters` random centers, integers in [0, 255] (exact in every dtype but i8). */
 static void clustered(float *x, int64_t n, int64_t d, int clusters)
 {
-    float *c = malloc((size_t)clusters * d * sizeof(float));
-    for (int64_t i = 0; i < clusters * d; i++)
-        c[i] = (float)(40 + 170 * urand());
-    for (int64_t i = 0; i < n; i++) {
-        int64_t k = (int64_t)(urand() * clusters);
-        for (int64_t j = 0; j < d; j++)
-            x[i * d + j] = (float)fmin(255, fmax(0, nearbyint(c[k * d + j] + 30 * (urand() + urand() - 1))));
-    }
-    free(c);
+    test_clustered(x, n, d, clusters, 40, 170, 30, 2);
 }
 
 static char tmpdir[] = "/tmp/test_cagra.XXXXXX";
@@ -1121,6 +1095,7 @@ static void test_build_paths(const dataset *s)
 
 int main(void)
 {
+    test_rng = 0x9e3779b97f4a7c15ull;
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
@@ -1142,10 +1117,5 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_cagra: all checks passed\n");
-    return 0;
+    return test_finish("test_cagra");
 }

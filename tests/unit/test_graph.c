@@ -12,39 +12,13 @@
 #include <unistd.h>
 
 #include "ann/ann.h"
+#include "testutil.h"
 
-static int failures;
 
-#define CHECK(cond, ...)                                                                                      \
-    do {                                                                                                       \
-        if (!(cond)) {                                                                                         \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                               \
-            fprintf(stderr, __VA_ARGS__);                                                                      \
-            fprintf(stderr, "\n");                                                                             \
-            failures++;                                                                                        \
-        }                                                                                                      \
-    } while (0)
-
-static uint64_t rng = 88172645463325252ull;
-static double urand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
 
 static void clustered(float *x, int64_t n, int64_t d, int clusters)
 {
-    float *c = malloc((size_t)clusters * d * sizeof(float));
-    for (int64_t i = 0; i < clusters * d; i++)
-        c[i] = (float)(60 + 140 * urand());
-    for (int64_t i = 0; i < n; i++) {
-        int64_t k = (int64_t)(urand() * clusters);
-        for (int64_t j = 0; j < d; j++)
-            x[i * d + j] = (float)fmin(255, fmax(0, nearbyint(c[k * d + j] + 20 * (urand() + urand() - 1))));
-    }
-    free(c);
+    test_clustered(x, n, d, clusters, 60, 140, 20, 2);
 }
 
 /* No self, no duplicates, ids in range, distances ascending (descending for inner product). */
@@ -234,6 +208,7 @@ static void test_files_and_errors(void)
 
 int main(void)
 {
+    test_rng = 88172645463325252ull;
     test_brute_force_graph();
     test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 3000, 16, 32, 0.95);
     test_nn_descent(ANN_METRIC_EUCLIDEAN, 2000, 10, 20, 0.95);
@@ -244,10 +219,5 @@ int main(void)
     test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 64 * 40, 16, 64, 0.95); /* N a multiple of the degree */
     test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 17, 16, 32, 1.0);      /* N = degree + 1: every other row */
     test_files_and_errors();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_graph: all checks passed\n");
-    return 0;
+    return test_finish("test_graph");
 }

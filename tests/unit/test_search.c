@@ -10,42 +10,14 @@
 #include <unistd.h>
 
 #include "ann/ann.h"
+#include "testutil.h"
 
-static int failures;
 
-#define CHECK(cond, ...)                                                                                      \
-    do {                                                                                                       \
-        if (!(cond)) {                                                                                         \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                               \
-            fprintf(stderr, __VA_ARGS__);                                                                      \
-            fprintf(stderr, "\n");                                                                             \
-            failures++;                                                                                        \
-        }                                                                                                      \
-    } while (0)
-
-static uint64_t rng_state = 12345;
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
 
 /* Clustered data with integer values 0..255 (exact in every dtype but i8, which gets v - 128). */
 static void make_data(float *x, int64_t n, int64_t d, int clusters)
 {
-    float *c = malloc((size_t)clusters * d * sizeof(float));
-    for (int64_t i = 0; i < clusters * d; i++)
-        c[i] = (float)(40 + 170 * urand());
-    for (int64_t i = 0; i < n; i++) {
-        int64_t cl = (int64_t)(urand() * clusters);
-        for (int64_t j = 0; j < d; j++) {
-            double v = c[cl * d + j] + 25 * (urand() + urand() + urand() - 1.5);
-            x[i * d + j] = (float)fmin(255, fmax(0, nearbyint(v)));
-        }
-    }
-    free(c);
+    test_clustered(x, n, d, clusters, 40, 170, 25, 3);
 }
 
 typedef struct pair {
@@ -430,6 +402,7 @@ static void test_hamming(void)
 
 int main(void)
 {
+    test_rng = 12345;
     test_many_ties();
     test_hamming();
     const ann_metric metrics[] = {ANN_METRIC_SQEUCLIDEAN, ANN_METRIC_EUCLIDEAN, ANN_METRIC_INNER_PRODUCT,
@@ -443,10 +416,5 @@ int main(void)
     test_ivf_flat(ANN_METRIC_SQEUCLIDEAN, ANN_DTYPE_U8, 300); /* hierarchical k-means */
     test_ivf_flat(ANN_METRIC_SQEUCLIDEAN, ANN_DTYPE_F16, 16);
     test_errors();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_search: all checks passed\n");
-    return 0;
+    return test_finish("test_search");
 }

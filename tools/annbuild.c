@@ -23,6 +23,7 @@ enum {
     OPT_FORMAT,
     OPT_GRAPH,
     OPT_NO_DATASET,
+    OPT_EXTEND,
 };
 
 static const struct option longopts[] = {
@@ -34,6 +35,7 @@ static const struct option longopts[] = {
     CLI_MEM_LONGOPTS,
     {"graph", required_argument, NULL, OPT_GRAPH},
     {"no-dataset", no_argument, NULL, OPT_NO_DATASET},
+    {"extend", required_argument, NULL, OPT_EXTEND},
     {"output", required_argument, NULL, 'o'},
     {NULL, 0, NULL, 0},
 };
@@ -43,6 +45,7 @@ struct build_opts {
     const char *algo;     /* --algo NAME (required) */
     const char *metric;   /* --metric NAME (NULL: the algorithm's default) */
     const char *dataset;  /* DATASET operand, PATH[:NAME] */
+    const char *extend;   /* --extend INDEX: add DATASET's rows to this index */
     const char *output;   /* -o, --output INDEX (required) */
     ann_vformat format;   /* --format NAME of DATASET (AUTO: magic, then extension) */
     int64_t row_begin;    /* --rows A:B, first row */
@@ -102,6 +105,9 @@ static void usage(FILE *out, const cli_parser *p)
           "                        of the same rows) instead of building one; its rows are\n"
           "                        re-sorted by exact distance, and a degree below\n"
           "                        --intermediate-graph-degree replaces it\n"
+          "      --extend INDEX    add the rows of DATASET to INDEX (brute_force, ivf_flat;\n"
+          "                        ids continue after the largest one) and write the\n"
+          "                        result to -o; --algo and build parameters do not apply\n"
           "      --no-dataset      keep only the graph, not the vectors: annsearch then\n"
           "                        needs --data DATASET\n",
           out);
@@ -286,6 +292,83 @@ done:
     return rc;
 }
 
+/*
+ * --extend INDEX: load INDEX, add the rows of DATASET (converted to the
+ * index's dtype when they differ) with ids after the largest present, and
+ * save the result to -o (a temporary renamed on success; INDEX itself is
+ * only replaced when -o names it and -f is given).
+ */
+static int run_extend(const struct build_opts *o, const cli_parser *p)
+{
+    ann_index *ix = NULL;
+    ann_matrix data, conv;
+    cli_output out;
+    ann_exec ex;
+    char path[PATH_MAX], name[PATH_MAX];
+    int rc;
+    ann_status s;
+    memset(&data, 0, sizeof data);
+    memset(&conv, 0, sizeof conv);
+    memset(&out, 0, sizeof out);
+
+    if ((rc = cli_split_spec(o->dataset, path, name)) != 0)
+        goto done;
+    if ((rc = cli_exec_init(&ex, &p->common)) != 0)
+        goto done;
+    cli_output_opts oo = {.force = p->common.force, .binary = true};
+    if ((rc = cli_output_open(&out, o->output, &oo)) != 0)
+        goto done;
+    ann_clear_error();
+    if ((s = ann_index_load(o->extend, &ix)) != ANN_OK) {
+        rc = cli_report(s, o->extend);
+        goto done;
+    }
+    ann_read_opts ro;
+    ann_read_opts_init(&ro);
+    ro.format = o->format;
+    ro.row_begin = o->row_begin;
+    ro.row_end = o->row_end;
+    ann_clear_error();
+    if ((s = ann_vectors_read(o->dataset, &ro, &data)) != ANN_OK) {
+        rc = cli_report(s, path);
+        goto done;
+    }
+    ann_index_info info;
+    ann_index_get_info(ix, &info);
+    const ann_matrix *add = &data;
+    if (data.dtype != info.dtype && data.cols == info.dim) {
+        cli_info("'%s': converting %s to the index's %s", o->dataset, ann_dtype_name(data.dtype),
+                 ann_dtype_name(info.dtype));
+        if ((s = ann_matrix_convert(&data, info.dtype, &conv)) != ANN_OK) {
+            rc = cli_report(s, path);
+            goto done;
+        }
+        add = &conv;
+    }
+    double t0 = cli_now();
+    ann_clear_error();
+    if ((s = ann_index_extend(ix, add, NULL, &ex)) != ANN_OK) {
+        rc = cli_report(s, s == ANN_ERR_UNSUPPORTED ? o->extend : path);
+        goto done;
+    }
+    cli_progress_end();
+    ann_index_get_info(ix, &info);
+    cli_info("added %lld rows to '%s' in %.3f s: %lld rows now", (long long)add->rows, o->extend,
+             cli_now() - t0, (long long)info.rows);
+    ann_clear_error();
+    if ((s = ann_index_save(ix, cli_output_target(&out), o->compress, p->common.threads)) != ANN_OK) {
+        rc = cli_report(s, o->output);
+        goto done;
+    }
+    rc = cli_output_commit(&out);
+done:
+    cli_output_discard(&out);
+    ann_index_free(ix);
+    ann_matrix_release(&conv);
+    ann_matrix_release(&data);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct build_opts o = {.format = ANN_VFMT_AUTO, .row_end = -1};
@@ -331,6 +414,9 @@ int main(int argc, char **argv)
         case OPT_GRAPH:
             o.graph = optarg;
             break;
+        case OPT_EXTEND:
+            o.extend = optarg;
+            break;
         case OPT_NO_DATASET:
             o.no_dataset = true;
             break;
@@ -347,7 +433,7 @@ int main(int argc, char **argv)
     }
 
     char avail[256];
-    if (o.algo == NULL) {
+    if (o.algo == NULL && o.extend == NULL) {
         rc = cli_usage_error("missing --algo NAME (available: %s)", algo_list(avail, sizeof avail, true));
         goto done;
     }
@@ -364,7 +450,11 @@ int main(int argc, char **argv)
         goto done;
     }
     o.dataset = argv[optind];
-    rc = run_build(&o, &p);
+    if (o.extend != NULL && o.algo != NULL) {
+        rc = cli_usage_error("--extend takes the algorithm of its index; --algo does not apply");
+        goto done;
+    }
+    rc = o.extend != NULL ? run_extend(&o, &p) : run_build(&o, &p);
 done:
     cli_parser_free(&p);
     return rc;

@@ -309,3 +309,25 @@ wait_build() {
     [ ! -e big.ann ]
     assert_no_temporaries
 }
+
+@test "--extend adds rows to an index: the same answers as building on all rows" {
+    annconvert --rows :1500 base.fbin a.fbin
+    annconvert --rows 1500: base.fbin b.fbin
+    annbuild --algo brute_force a.fbin -o a.ann
+    run --separate-stderr annbuild --extend a.ann b.fbin -o ab.ann
+    assert_success
+    assert_no_temporaries
+    run annconvert --info ab.ann
+    assert_line "rows: 2000"
+    annsearch ab.ann q.fbin -k 10 -o ids.txt
+    same_numbers truth.txt ids.txt
+    # IVF-Flat: all lists probed is exact after extending too
+    annbuild --algo ivf_flat --n-lists 8 a.fbin -o a.ivf
+    annbuild --extend a.ivf b.fbin -o ab.ivf
+    annsearch ab.ivf q.fbin -k 10 --n-probes 8 -o ivf.txt
+    same_numbers truth.txt ivf.txt
+    run annbuild --extend a.ann --algo ivf_flat b.fbin -o x.ann
+    assert_failure 2
+    run annbuild --extend missing.ann b.fbin -o x.ann
+    assert_failure 1
+}

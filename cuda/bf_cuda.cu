@@ -118,30 +118,7 @@ cleanup:
  */
 ann_status bf_cache_get(CuCtx *ctx, const ann_bf_view *ix, BfCache **out, bool *owned)
 {
-    *owned = false;
-    if (!ix->device_cache) {
-        *owned = true;
-        return bf_cache_build(ctx, ix, out);
-    }
-    cu_cache_lock();
-    CuCacheBase *b = reinterpret_cast<CuCacheBase *>(*ix->device_cache);
-    if (b && b->magic == kCuCacheMagic && b->destroy == bf_cache_destroy &&
-        bf_cache_matches(reinterpret_cast<BfCache *>(b), ix)) {
-        *out = reinterpret_cast<BfCache *>(b);
-        cu_cache_unlock();
-        return ANN_OK;
-    }
-    if (b && b->magic == kCuCacheMagic)
-        b->destroy(b);
-    *ix->device_cache = nullptr;
-    BfCache *c = nullptr;
-    ann_status st = bf_cache_build(ctx, ix, &c);
-    if (st == ANN_OK) {
-        *ix->device_cache = c;
-        *out = c;
-    }
-    cu_cache_unlock();
-    return st;
+    return cu_cache_get(ctx, ix, bf_cache_build, bf_cache_matches, bf_cache_destroy, out, owned);
 }
 
 /* ------------------------------ kernels ------------------------------ */

@@ -152,6 +152,43 @@ void cu_cache_lock();
 /** Unlock, see cu_cache_lock(). */
 void cu_cache_unlock();
 
+/**
+ * The device cache of an index view: the one in *view->device_cache when it
+ * was made by `destroy`'s kind and `matches` the view, else a new one from
+ * `build` stored there (an old one of another kind or shape is destroyed).
+ * Without a cache slot the new cache is private and *owned tells the
+ * caller to destroy it.  Thread-safe (cu_cache_lock).
+ */
+template <typename Cache, typename View>
+ann_status cu_cache_get(CuCtx *ctx, const View *ix, ann_status (*build)(CuCtx *, const View *, Cache **),
+                        bool (*matches)(const Cache *, const View *), void (*destroy)(CuCacheBase *),
+                        Cache **out, bool *owned)
+{
+    *owned = false;
+    if (!ix->device_cache) {
+        *owned = true;
+        return build(ctx, ix, out);
+    }
+    cu_cache_lock();
+    CuCacheBase *b = reinterpret_cast<CuCacheBase *>(*ix->device_cache);
+    if (b && b->magic == kCuCacheMagic && b->destroy == destroy && matches(reinterpret_cast<Cache *>(b), ix)) {
+        *out = reinterpret_cast<Cache *>(b);
+        cu_cache_unlock();
+        return ANN_OK;
+    }
+    if (b && b->magic == kCuCacheMagic)
+        b->destroy(b);
+    *ix->device_cache = nullptr;
+    Cache *c = nullptr;
+    ann_status st = build(ctx, ix, &c);
+    if (st == ANN_OK) {
+        *ix->device_cache = c;
+        *out = c;
+    }
+    cu_cache_unlock();
+    return st;
+}
+
 /* ------------------------------------------------------------------ */
 /* Element conversion                                                  */
 /* ------------------------------------------------------------------ */

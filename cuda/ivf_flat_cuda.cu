@@ -212,30 +212,7 @@ cleanup:
 /* The cache of this view (see bf_cache_get in bf_cuda.cu). */
 ann_status ivf_cache_get(CuCtx *ctx, const ann_ivf_flat_view *ix, IvfCache **out, bool *owned)
 {
-    *owned = false;
-    if (!ix->device_cache) {
-        *owned = true;
-        return ivf_cache_build(ctx, ix, out);
-    }
-    cu_cache_lock();
-    CuCacheBase *b = reinterpret_cast<CuCacheBase *>(*ix->device_cache);
-    if (b && b->magic == kCuCacheMagic && b->destroy == ivf_cache_destroy &&
-        ivf_cache_matches(reinterpret_cast<IvfCache *>(b), ix)) {
-        *out = reinterpret_cast<IvfCache *>(b);
-        cu_cache_unlock();
-        return ANN_OK;
-    }
-    if (b && b->magic == kCuCacheMagic)
-        b->destroy(b);
-    *ix->device_cache = nullptr;
-    IvfCache *c = nullptr;
-    ann_status st = ivf_cache_build(ctx, ix, &c);
-    if (st == ANN_OK) {
-        *ix->device_cache = c;
-        *out = c;
-    }
-    cu_cache_unlock();
-    return st;
+    return cu_cache_get(ctx, ix, ivf_cache_build, ivf_cache_matches, ivf_cache_destroy, out, owned);
 }
 
 /* ------------------------------ kernels ------------------------------ */

@@ -296,7 +296,9 @@ __global__ void ivf_pair_keys(const int32_t *__restrict__ probes, const int32_t 
  * (row, group of 4 queries): with n queries the block takes 256 / G rows
  * per tile, G = 1, 2 or 4 groups; rows of a tile are staged in shared
  * memory kScanDC dims at a time (row pitch kScanDC + 1: conflict-free),
- * the item's queries too (read as broadcasts).
+ * the item's queries too (read as broadcasts).  keep (NULL = no filter)
+ * is a bitset over packed rows: a row whose bit is 0 gets the key ~0
+ * (never a result; ivf_final skips it).
  * Layout: data packed rows (row stride dim elements of T), list l = rows
  * [offsets[l], offsets[l+1]); q the coarse batch's queries, row-major f32;
  * pair value v = (query v / P of the sub-batch, probe v % P), its plan at
@@ -310,7 +312,7 @@ __global__ void __launch_bounds__(kScanThreads)
              const uint32_t *__restrict__ rank_of_row, const ScanItem *__restrict__ items,
              const uint32_t *__restrict__ pair_vals, const int32_t *__restrict__ lim,
              const int64_t *__restrict__ off, const int64_t *__restrict__ qoff, int P, int64_t s0,
-             uint64_t *__restrict__ samples)
+             const uint32_t *__restrict__ keep, uint64_t *__restrict__ samples)
 {
     __shared__ float sx[kScanThreads][kScanDC + 1];
     __shared__ float sq[kScanQ][kScanDC];
@@ -397,7 +399,10 @@ __global__ void __launch_bounds__(kScanThreads)
                 } else {
                     key = -acc[u];
                 }
-                samples[s_out[g] + gr] = topk::make_key(key, rank_of_row[base + gr]);
+                const int64_t row = base + gr;
+                samples[s_out[g] + gr] = keep && !((keep[row >> 5] >> (row & 31)) & 1u)
+                                             ? ~0ull /* filtered out: never selected as a result */
+                                             : topk::make_key(key, rank_of_row[row]);
             }
         }
     }
@@ -435,7 +440,7 @@ __global__ void __launch_bounds__(topk::kSelectThreads)
     const float *qr = q + (s0 + qi) * dim;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     for (int64_t c = warp; c < P2; c += blockDim.x >> 5) {
-        if (c >= kk) {
+        if (c >= kk || sel[c] == ~0ull) { /* empty, or a filtered row */
             if (lane == 0)
                 rk[c] = topk::Ranked{~0ull, ~0ull};
             continue;
@@ -472,7 +477,7 @@ __global__ void __launch_bounds__(topk::kSelectThreads)
     topk::block_bitonic_sort(rk, P2);
     for (int64_t j = threadIdx.x; j < k; j += blockDim.x) {
         const int64_t o = (int64_t)qi * k + j;
-        if (j < kk) {
+        if (j < kk && rk[j].tie != ~0ull) {
             const uint32_t rank = (uint32_t)rk[j].tie;
             const double v = topk::order_double(rk[j].key);
             ids[o] = id_of_rank ? id_of_rank[rank] : (int64_t)rank;
@@ -489,8 +494,8 @@ template <typename T>
 ann_status launch_scan_final(CuCtx *ctx, const IvfCache *c, int metric, const float *d_q, const ScanItem *d_items,
                              int64_t n_items, const uint32_t *d_vals, const int32_t *d_lim, const int64_t *d_off,
                              const int64_t *d_qoff, const int64_t *d_tot, int P, int64_t s0, int64_t bs,
-                             uint64_t *d_samples, int64_t k, bool sqrt_out, float worst, uint64_t *d_sel,
-                             topk::Ranked *d_rk, int P2, int64_t *d_ids, float *d_dist)
+                             const uint32_t *d_keep, uint64_t *d_samples, int64_t k, bool sqrt_out, float worst,
+                             uint64_t *d_sel, topk::Ranked *d_rk, int P2, int64_t *d_ids, float *d_dist)
 {
     ann_status st = ANN_OK;
     const T *data = static_cast<const T *>(c->data);
@@ -499,11 +504,11 @@ ann_status launch_scan_final(CuCtx *ctx, const IvfCache *c, int metric, const fl
         if (metric == kMetricL2)
             ivf_scan<T, true><<<(unsigned)n_items, kScanThreads, 0, ctx->stream>>>(
                 data, c->dim, c->offsets, d_q, false, c->dnorm, c->rank_of_row, d_items, d_vals, d_lim, d_off, d_qoff,
-                P, s0, d_samples);
+                P, s0, d_keep, d_samples);
         else
             ivf_scan<T, false><<<(unsigned)n_items, kScanThreads, 0, ctx->stream>>>(
                 data, c->dim, c->offsets, d_q, metric == kMetricCos, c->dnorm, c->rank_of_row, d_items, d_vals, d_lim,
-                d_off, d_qoff, P, s0, d_samples);
+                d_off, d_qoff, P, s0, d_keep, d_samples);
         CU_LAUNCHED("ivf_scan");
     }
     ivf_final<T><<<(unsigned)bs, topk::kSelectThreads, smem, ctx->stream>>>(
@@ -561,7 +566,7 @@ ann_status cu_ivf_flat_search(const ann_ivf_flat_view *ix, const ann_ivf_flat_se
     int64_t *d_off = nullptr, *d_tot = nullptr, *d_qoff = nullptr, *d_ids = nullptr;
     uint64_t *d_cscratch = nullptr, *d_sel = nullptr;
     topk::Ranked *d_rk = nullptr;
-    uint32_t *d_kin = nullptr, *d_kout = nullptr, *d_vin = nullptr, *d_vout = nullptr;
+    uint32_t *d_kin = nullptr, *d_kout = nullptr, *d_vin = nullptr, *d_vout = nullptr, *d_keep = nullptr;
     unsigned *d_counts = nullptr;
     void *d_items = nullptr, *d_samples = nullptr, *d_sort_tmp = nullptr;
     size_t items_cap = 0, samples_cap = 0, sort_tmp_cap = 0;
@@ -569,6 +574,7 @@ ann_status cu_ivf_flat_search(const ann_ivf_flat_view *ix, const ann_ivf_flat_se
     std::vector<int64_t> h_tot, h_qoff;
     std::vector<uint32_t> h_counts;
     std::vector<ScanItem> h_items;
+    std::vector<uint32_t> h_keep;
 
     if (k < 1)
         return CU_FAIL(ANN_ERR_INVALID_ARG, "ivf_flat: k = %lld must be at least 1", (long long)k);
@@ -624,6 +630,21 @@ ann_status cu_ivf_flat_search(const ann_ivf_flat_view *ix, const ann_ivf_flat_se
     CU_MALLOC(&d_counts, (size_t)L * sizeof(unsigned));
     CU_MALLOC(&d_ids, (size_t)qc * k * sizeof(int64_t));
     CU_MALLOC(&d_dist, (size_t)qc * k * sizeof(float));
+    if (ix->filter) { /* the filter over source ids, as a bitset over packed rows */
+        try {
+            h_keep.assign((size_t)((n + 31) / 32), 0u);
+        } catch (...) {
+            ANN_TRY(CU_FAIL(ANN_ERR_NOMEM, "ivf_flat: out of host memory for the filter"));
+        }
+        for (int64_t r = 0; r < n; ++r) {
+            const int64_t id = ix->list_ids[r];
+            if (id >= 0 && id < ix->filter_bits && ((ix->filter[id >> 5] >> (id & 31)) & 1u))
+                h_keep[(size_t)(r >> 5)] |= 1u << (r & 31);
+        }
+        CU_MALLOC(&d_keep, h_keep.size() * sizeof(uint32_t) + 4);
+        CU_CHECK(cudaMemcpyAsync(d_keep, h_keep.data(), h_keep.size() * sizeof(uint32_t), cudaMemcpyHostToDevice,
+                                 ctx->stream));
+    }
     if (P2c > kCoarseSmem)
         CU_MALLOC(&d_cscratch, (size_t)qc * P2c * sizeof(uint64_t));
     if (P2k > kFinalSmem) {
@@ -687,22 +708,22 @@ ann_status cu_ivf_flat_search(const ann_ivf_flat_view *ix, const ann_ivf_flat_se
                 switch (ix->dtype) {
                 case ANN_DTYPE_F32:
                     st = launch_scan_final<float>(ctx, cache, metric, d_q, items, n_items, d_vout, d_lim, d_off,
-                                                  d_qoff, d_tot, P, s0, bs, samples, k, sqrt_out, worst, d_sel, d_rk,
+                                                  d_qoff, d_tot, P, s0, bs, d_keep, samples, k, sqrt_out, worst, d_sel, d_rk,
                                                   P2k, d_ids, d_dist);
                     break;
                 case ANN_DTYPE_F16:
                     st = launch_scan_final<__half>(ctx, cache, metric, d_q, items, n_items, d_vout, d_lim, d_off,
-                                                   d_qoff, d_tot, P, s0, bs, samples, k, sqrt_out, worst, d_sel,
+                                                   d_qoff, d_tot, P, s0, bs, d_keep, samples, k, sqrt_out, worst, d_sel,
                                                    d_rk, P2k, d_ids, d_dist);
                     break;
                 case ANN_DTYPE_I8:
                     st = launch_scan_final<int8_t>(ctx, cache, metric, d_q, items, n_items, d_vout, d_lim, d_off,
-                                                   d_qoff, d_tot, P, s0, bs, samples, k, sqrt_out, worst, d_sel,
+                                                   d_qoff, d_tot, P, s0, bs, d_keep, samples, k, sqrt_out, worst, d_sel,
                                                    d_rk, P2k, d_ids, d_dist);
                     break;
                 default:
                     st = launch_scan_final<uint8_t>(ctx, cache, metric, d_q, items, n_items, d_vout, d_lim, d_off,
-                                                    d_qoff, d_tot, P, s0, bs, samples, k, sqrt_out, worst, d_sel,
+                                                    d_qoff, d_tot, P, s0, bs, d_keep, samples, k, sqrt_out, worst, d_sel,
                                                     d_rk, P2k, d_ids, d_dist);
                     break;
                 }
@@ -738,6 +759,7 @@ cleanup:
     cu_free(d_kout);
     cu_free(d_vin);
     cu_free(d_vout);
+    cu_free(d_keep);
     cu_free(d_counts);
     cu_free(d_items);
     cu_free(d_samples);

@@ -1158,6 +1158,8 @@ ann_status nnd_ivf_init(Nnd &s, const ann_matrix *data, ann_metric metric, uint6
     view.data = packed.data();
     view.data_norms = dnorms.empty() ? nullptr : dnorms.data();
     view.device_cache = &cache;
+    view.filter = nullptr;
+    view.filter_bits = 0;
     std::memset(&sp, 0, sizeof sp);
     per_list = n / L > 0 ? n / L : 1;
     probes = (8 * kk + per_list - 1) / per_list;

@@ -109,8 +109,8 @@ static void usage(FILE *out, const cli_parser *p)
           "                        integers, or text: ids separated by blanks or commas)\n"
           "\n"
           "A CAGRA index built with --no-dataset needs --data DATASET (the vectors it was\n"
-          "built from).  brute_force and cagra indexes take filters; a cagra search with\n"
-          "more than 90%% of the rows filtered out is a filtered brute force (-v says so).\n",
+          "built from).  Every index takes filters; a cagra or ivf_flat search with more\n"
+          "than 90%% of the rows filtered out is a filtered brute force (-v says so).\n",
           out);
     cli_help_params(out, p);
     fputs("\n", out);

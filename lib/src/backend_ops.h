@@ -28,7 +28,7 @@
 extern "C" {
 #endif
 
-#define ANN_BACKEND_ABI 2  /* 2: cagra_search slot */
+#define ANN_BACKEND_ABI 3  /* 2: cagra_search slot; 3: ivf_flat_view filter */
 
 /** Operations a backend may support. */
 typedef enum ann_op {
@@ -68,7 +68,9 @@ typedef struct ann_bf_view {
  * uses them); vectors packed by list: list l holds
  * packed rows [list_offsets[l], list_offsets[l+1]) of data (row stride
  * dim x elem size) whose source ids are list_ids[row]; data_norms per
- * packed row (same convention).
+ * packed row (same convention).  Rows whose source id fails `filter`
+ * are skipped by the scan: never returned, fewer than k results when too
+ * few kept rows lie in the probed lists.
  */
 typedef struct ann_ivf_flat_view {
     ann_metric metric;
@@ -82,7 +84,16 @@ typedef struct ann_ivf_flat_view {
     const void *data;
     const float *data_norms;
     void **device_cache;
+    const uint32_t *filter;  /* NULL, or a bitset over source ids (list_ids): bit i of word i / 32 set = id i
+                                may be returned; ids >= filter_bits are filtered out (ABI >= 3) */
+    int64_t filter_bits;
 } ann_ivf_flat_view;
+
+/** True when source id @p id passes the filter of IVF view @p v (always without one). */
+static inline bool ann_ivf_keep(const ann_ivf_flat_view *v, int64_t id)
+{
+    return !v->filter || (id >= 0 && id < v->filter_bits && ((v->filter[id >> 5] >> (id & 31)) & 1u));
+}
 
 /**
  * A CAGRA index (notes/algorithms.md 6-7): rows x dim vectors of dtype at

@@ -968,8 +968,8 @@ static void log_msg(ann_exec *ex, int level, const char *msg)
         ex->log(ex->log_user, level, msg);
 }
 
-/* Share of rows above which a filtered CAGRA search becomes a filtered brute force (notes 12). */
-#define CAGRA_BF_FILTER_RATE 0.9
+/* Share of rows above which a filtered CAGRA or IVF-Flat search becomes a filtered brute force (notes 12). */
+#define FILTER_BF_RATE 0.9
 
 static ann_status search_impl(const ann_index *cix, const void *search_params, const ann_matrix *queries, int64_t k,
                               const uint32_t *bits, int64_t nbits, ann_exec *ex, int64_t *ids, float *distances)
@@ -990,8 +990,6 @@ static ann_status search_impl(const ann_index *cix, const void *search_params, c
                              ann_dtype_name(queries->dtype));
     if (bits && nbits < 0)
         return ann_set_error(ANN_ERR_INVALID_ARG, "filter of %lld bits", (long long)nbits);
-    if (bits && ix->algo == ANN_ALGO_IVF_FLAT)
-        return ann_set_error(ANN_ERR_UNSUPPORTED, "filtered search is not available for ivf_flat indexes yet");
     if (ix->algo == ANN_ALGO_CAGRA && !ix->data)
         return ann_set_error(ANN_ERR_INVALID_ARG,
                              "the cagra index holds no vectors (built with --no-dataset): attach the dataset it was "
@@ -1022,18 +1020,19 @@ static ann_status search_impl(const ann_index *cix, const void *search_params, c
         goto done;
     }
     int64_t kept = ix->rows;
-    if (bits && ix->algo == ANN_ALGO_CAGRA) {
-        kept = count_kept(ix->rows, NULL, bits, nbits);
+    if (bits) { /* cagra or ivf_flat */
+        const bool cagra = ix->algo == ANN_ALGO_CAGRA;
+        kept = count_kept(ix->rows, cagra ? NULL : ix->ids, bits, nbits);
         const double rate = ix->rows ? 1.0 - (double)kept / (double)ix->rows : 0;
-        if (rate > CAGRA_BF_FILTER_RATE) {
+        if (rate > FILTER_BF_RATE) {
             char msg[160];
             snprintf(msg, sizeof msg,
-                     "cagra: %.1f%% of the rows are filtered out (more than %.0f%%): filtered brute force instead of "
-                     "the graph search",
-                     100.0 * rate, 100.0 * CAGRA_BF_FILTER_RATE);
+                     "%s: %.1f%% of the rows are filtered out (more than %.0f%%): filtered brute force instead of "
+                     "the %s search",
+                     ann_algo_name(ix->algo), 100.0 * rate, 100.0 * FILTER_BF_RATE, cagra ? "graph" : "list");
             log_msg(ex, 1, msg);
-            st = filtered_exact(ex, ix->metric, ix->dtype, ix->rows, ix->dim, ix->data, ix->norms, NULL, bits, nbits,
-                                queries, k, ids, distances);
+            st = filtered_exact(ex, ix->metric, ix->dtype, ix->rows, ix->dim, ix->data, ix->norms,
+                                cagra ? NULL : ix->ids, bits, nbits, queries, k, ids, distances);
             goto done;
         }
     }
@@ -1067,7 +1066,7 @@ static ann_status search_impl(const ann_index *cix, const void *search_params, c
     } else {
         ann_ivf_flat_view v = {ix->metric, ix->dtype, ix->rows, ix->dim, ix->ivf.n_lists, ix->centers,
                                ix->center_norms, ix->list_offsets, ix->ids, ix->data, ix->norms,
-                               &ix->device_cache};
+                               &ix->device_cache, bits, bits ? nbits : 0};
         st = ops->ivf_flat_search(&v, search_params, queries, k, ex->n_threads, ids, distances);
     }
 done:
@@ -1427,7 +1426,8 @@ ann_status ann_index_ivf_view(const ann_index *cix, ann_ivf_flat_view *v)
     if (ix->algo != ANN_ALGO_IVF_FLAT)
         return ann_set_error(ANN_ERR_INVALID_ARG, "not an ivf_flat index");
     ann_ivf_flat_view t = {ix->metric, ix->dtype, ix->rows, ix->dim, ix->ivf.n_lists, ix->centers,
-                           ix->center_norms, ix->list_offsets, ix->ids, ix->data, ix->norms, &ix->device_cache};
+                           ix->center_norms, ix->list_offsets, ix->ids, ix->data, ix->norms, &ix->device_cache,
+                           NULL, 0};
     *v = t;
     return ANN_OK;
 }

@@ -12,6 +12,7 @@
  *      queries that probe it are gathered and one sgemm against the list's
  *      contiguous rows scores them all; each pair keeps its local top-k in
  *      its own slot (no locks), and each query then merges its slots.
+ *    Rows whose source id fails the view's filter are never pushed.
  * 3. The k survivors are re-ranked with exact double distances and sorted
  *    by (distance, id), so both modes return the same distances.
  */
@@ -163,7 +164,7 @@ static ann_status scan_matrix(const scan_ctx *c, int64_t nq, int64_t k, int nt, 
                     }
                     float bound = ann_topk_bound(&h);
                     for (int64_t j = 0; j < m; j++)
-                        if (s[j] <= bound) {
+                        if (s[j] <= bound && ann_ivf_keep(ix, ix->list_ids[r0 + j])) {
                             ann_topk_push_aux(&h, s[j], ix->list_ids[r0 + j], r0 + j);
                             bound = ann_topk_bound(&h);
                         }
@@ -283,7 +284,7 @@ static ann_status scan_csr(const scan_ctx *c, int64_t nq, int64_t k, int nt, flo
                         ann_topk *h = &heaps[a];
                         float bound = ann_topk_bound(h);
                         for (int64_t j = 0; j < nr; j++)
-                            if (row[j] <= bound) {
+                            if (row[j] <= bound && ann_ivf_keep(ix, ix->list_ids[r0 + j])) {
                                 ann_topk_push_aux(h, row[j], ix->list_ids[r0 + j], r0 + j);
                                 bound = ann_topk_bound(h);
                             }

@@ -263,6 +263,76 @@ out:
     free(q);
 }
 
+/*
+ * Filtered IVF-Flat: with every list probed the answer equals the exact
+ * search among the allowed rows (in both scan modes); with few probes no
+ * filtered id ever comes back; above 90 % filtered the search is a filtered
+ * brute force, exact again.
+ */
+static void test_ivf_flat_filter(void)
+{
+    const int64_t n = 3000, d = 12, nq = 100, k = 10;
+    const int32_t n_lists = 24;
+    float *x = malloc((size_t)n * d * 4), *q = malloc((size_t)nq * d * 4);
+    make_data(x, n, d, 30);
+    make_data(q, nq, d, 30);
+    ann_matrix data = ann_matrix_view(x, n, d, ANN_DTYPE_F32), qm = ann_matrix_view(q, nq, d, ANN_DTYPE_F32);
+    ann_ivf_flat_params p;
+    ann_ivf_flat_params_init(&p);
+    p.n_lists = n_lists;
+    ann_exec ex;
+    ann_exec_init(&ex);
+    ex.device = ANN_DEVICE_CPU;
+    ann_index *ix = NULL, *bf = NULL;
+    CHECK(ann_index_build(ANN_ALGO_IVF_FLAT, &p, &data, &ex, &ix) == ANN_OK, "ivf build: %s", ann_last_error());
+    CHECK(ann_index_build(ANN_ALGO_BRUTE_FORCE, NULL, &data, &ex, &bf) == ANN_OK, "bf build: %s", ann_last_error());
+    uint32_t *bits = calloc((size_t)(n + 31) / 32, 4);
+    int64_t *ids = malloc((size_t)nq * k * 8), *eids = malloc((size_t)nq * k * 8);
+    float *dd = malloc((size_t)nq * k * 4), *ed = malloc((size_t)nq * k * 4);
+    const double keep_share[] = {0.5, 0.05};
+    for (int t = 0; t < 2 && ix && bf; t++) {
+        memset(bits, 0, (size_t)(n + 31) / 32 * 4);
+        for (int64_t i = 0; i < n; i++)
+            if (urand() < keep_share[t])
+                bits[i >> 5] |= 1u << (i & 31);
+        /* the last id is cut off by n_bits: filtered out although its bit is set */
+        bits[(n - 1) >> 5] |= 1u << ((n - 1) & 31);
+        CHECK(ann_index_search_filtered(bf, NULL, &qm, k, bits, n - 1, &ex, eids, ed) == ANN_OK, "bf: %s",
+              ann_last_error());
+        ann_ivf_flat_search_params sp;
+        ann_ivf_flat_search_params_init(&sp);
+        for (int mode = 0; mode < 3; mode++) {
+            sp.search_mode = mode;
+            sp.n_probes = n_lists;
+            ann_status st = ann_index_search_filtered(ix, &sp, &qm, k, bits, n - 1, &ex, ids, dd);
+            CHECK(st == ANN_OK, "ivf filtered search: %s", ann_last_error());
+            CHECK(memcmp(ids, eids, (size_t)nq * k * 8) == 0, "keep %.2f mode %d: all probes differ from the exact "
+                  "filtered answer", keep_share[t], mode);
+        }
+        sp.n_probes = 2;
+        ann_status st = ann_index_search_filtered(ix, &sp, &qm, k, bits, n - 1, &ex, ids, dd);
+        CHECK(st == ANN_OK, "ivf filtered search: %s", ann_last_error());
+        int64_t bad = 0, found = 0;
+        for (int64_t i = 0; i < nq * k; i++) {
+            if (ids[i] < 0)
+                continue;
+            found++;
+            bad += ids[i] >= n - 1 || !((bits[ids[i] >> 5] >> (ids[i] & 31)) & 1u);
+        }
+        CHECK(bad == 0 && found > 0, "keep %.2f, 2 probes: %lld filtered ids returned (%lld found)", keep_share[t],
+              (long long)bad, (long long)found);
+    }
+    free(bits);
+    free(ids);
+    free(eids);
+    free(dd);
+    free(ed);
+    ann_index_free(ix);
+    ann_index_free(bf);
+    free(x);
+    free(q);
+}
+
 static void test_errors(void)
 {
     float x[40] = {0};
@@ -415,6 +485,7 @@ int main(void)
         test_ivf_flat(metrics[a], ANN_DTYPE_F32, 32);
     test_ivf_flat(ANN_METRIC_SQEUCLIDEAN, ANN_DTYPE_U8, 300); /* hierarchical k-means */
     test_ivf_flat(ANN_METRIC_SQEUCLIDEAN, ANN_DTYPE_F16, 16);
+    test_ivf_flat_filter();
     test_errors();
     return test_finish("test_search");
 }

@@ -71,10 +71,14 @@ ann_status ann_index_search(const ann_index *ix, const void *search_params, cons
  *    ann_cagra_plan_resolve); when more than 90 % of the rows are
  *    filtered out the search is a filtered brute force instead (notes 12),
  *    reported through ex->log at level 1;
- *  - ivf_flat: ANN_ERR_UNSUPPORTED in this version.
+ *  - ivf_flat: the probed lists are scanned as usual and rows whose id
+ *    is filtered out are skipped (cuVS ivf_flat::search with a filter),
+ *    so a query gets fewer than k results when its probed lists hold
+ *    fewer allowed rows; above 90 % filtered out, filtered brute force
+ *    as for cagra.
  * Slots beyond the allowed rows get id -1 and the worst distance.
  * Errors: those of ann_index_search(); ANN_ERR_INVALID_ARG (bitset NULL,
- * n_bits < 0), ANN_ERR_UNSUPPORTED (ivf_flat).
+ * n_bits < 0).
  */
 ann_status ann_index_search_filtered(const ann_index *ix, const void *search_params, const ann_matrix *queries,
                                      int64_t k, const uint32_t *bitset, int64_t n_bits, ann_exec *ex, int64_t *ids,

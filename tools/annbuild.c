@@ -251,6 +251,11 @@ static int run_build(const struct build_opts *o, const cli_parser *p)
         goto done;
     }
     double t_build = cli_now() - t0;
+    /* a shard remembers its first row, so annsearch can merge shards by global row number */
+    if (o->row_begin > 0 && (s = ann_index_set_row_offset(ix, o->row_begin)) != ANN_OK) {
+        rc = cli_report(s, path);
+        goto done;
+    }
     ann_index_info info;
     ann_index_get_info(ix, &info);
     if (info.n_lists > 0)

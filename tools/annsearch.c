@@ -1,7 +1,7 @@
 /*
  * annsearch - search an index, and measure recall and QPS.
  *
- *   annsearch [OPTIONS] INDEX QUERIES -k K [--truth GT[:NAME]] [-o RESULTS]
+ *   annsearch [OPTIONS] INDEX... QUERIES -k K [--truth GT[:NAME]] [-o RESULTS]
  *
  * Search parameters are options generated from the library's table of
  * the index's algorithm and take comma-separated lists; every combination
@@ -16,6 +16,12 @@
  * A CAGRA index built with --no-dataset holds no vectors: --data DATASET
  * gives them (ann_index_attach_dataset), and is then also the base
  * vectors of recall_threshold.
+ *
+ * Shards (DESIGN.md "Scale-out"): several INDEX operands of one algorithm
+ * and metric, built with annbuild --rows A:B over disjoint row ranges, are
+ * searched one after the other; each shard's ids get its row offset and
+ * the per-query results are merged by (distance, id).  Filters and --data
+ * are over the global rows.
  *
  * Recall: "recall" is the id intersection with the true top k; with the
  * base vectors (--data, or the train dataset of an ann-benchmarks file
@@ -62,7 +68,9 @@ enum style { STYLE_TEXT, STYLE_JSON, STYLE_TSV };
 
 /** Everything the command line asks for. */
 struct search_opts {
-    const char *index;     /* INDEX operand */
+    const char *index;     /* the first INDEX operand */
+    char *const *indexes;  /* every INDEX operand (shards) */
+    int n_indexes;
     const char *queries;   /* QUERIES operand, PATH[:NAME] */
     int64_t k;             /* -k K: neighbours per query (required) */
     const char *truth;     /* --truth GT[:NAME]: true neighbour ids */
@@ -79,9 +87,11 @@ struct search_opts {
 
 static void usage(FILE *out, const cli_parser *p)
 {
-    fputs("Usage: annsearch [OPTIONS] INDEX QUERIES -k K\n"
+    fputs("Usage: annsearch [OPTIONS] INDEX... QUERIES -k K\n"
           "Search INDEX for the K nearest neighbours of each row of QUERIES; with\n"
           "ground truth, print recall and QPS for each setting of the search parameters.\n"
+          "Several INDEX files are shards (annbuild --rows A:B) searched as one index:\n"
+          "ids are global rows, each shard's results shifted by its first row.\n"
           "\n"
           "QUERIES, GT and DATASET are PATH[:NAME], where NAME picks a dataset of an\n"
           "HDF5 file (GT defaults to NAME 'neighbors' there).\n"
@@ -346,7 +356,15 @@ static void print_result(const struct report *r, size_t i, const struct result *
         fputs("{\"algo\":", out);
         json_string(out, r->algo);
         fputs(",\"index\":", out);
-        json_string(out, r->o->index);
+        if (r->o->n_indexes == 1) {
+            json_string(out, r->o->index);
+        } else {
+            for (int j = 0; j < r->o->n_indexes; j++) {
+                fputc(j ? ',' : '[', out);
+                json_string(out, r->o->indexes[j]);
+            }
+            fputc(']', out);
+        }
         fputs(",\"queries\":", out);
         json_string(out, r->o->queries);
         fprintf(out, ",\"n_queries\":%lld,\"k\":%lld", (long long)r->n_queries, (long long)r->o->k);
@@ -711,6 +729,102 @@ static int search_all(const ann_index *ix, const void *params, const ann_matrix 
     return 0;
 }
 
+/** One INDEX operand. */
+struct shard {
+    const char *path;
+    ann_index *ix;
+    ann_index_info info;
+    struct filter flt;  /* the global filter cut to this shard's rows (bits NULL: none) */
+};
+
+/* Whether result (da, ia) ranks before (db, ib) under @p metric: empty slots (id < 0) last, ties by id. */
+static bool ranks_before(ann_metric metric, float da, int64_t ia, float db, int64_t ib)
+{
+    if ((ia < 0) != (ib < 0))
+        return ib < 0;
+    if (da != db)
+        return metric == ANN_METRIC_INNER_PRODUCT ? da > db : da < db;
+    return ia < ib;
+}
+
+/*
+ * Search every shard and merge: shard j's ids are shifted by its row
+ * offset, and each query keeps the k best of all shards.  A single shard
+ * at offset 0 is searched straight into ids/dists.  tmp_ids/tmp_dists and
+ * mrg_ids/mrg_dists are n x k scratch arrays (unused for one shard at 0).
+ * *seconds: the search calls plus the merge.
+ */
+static int search_shards(struct shard *sh, int n_sh, const void *params, const ann_matrix *q, int64_t k,
+                         int64_t batch, ann_exec *ex, int64_t *ids, float *dists, int64_t *tmp_ids,
+                         float *tmp_dists, int64_t *mrg_ids, float *mrg_dists, double *seconds)
+{
+    if (n_sh == 1 && sh[0].info.row_offset == 0)
+        return search_all(sh[0].ix, params, q, k, batch, &sh[0].flt, ex, ids, dists, seconds);
+    const int64_t n = q->rows;
+    const ann_metric metric = sh[0].info.metric;
+    double total = 0;
+    for (int j = 0; j < n_sh; j++) {
+        double sec = 0;
+        int rc = search_all(sh[j].ix, params, q, k, batch, &sh[j].flt, ex, j ? tmp_ids : ids,
+                            j ? tmp_dists : dists, &sec);
+        if (rc != 0)
+            return rc;
+        double t0 = cli_now();
+        int64_t *nid = j ? tmp_ids : ids;
+        const int64_t off = sh[j].info.row_offset;
+        for (int64_t i = 0; i < n * k; i++)
+            if (nid[i] >= 0)
+                nid[i] += off;
+        if (j > 0) {
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t *ai = ids + i * k, *bi = tmp_ids + i * k;
+                const float *ad = dists + i * k, *bd = tmp_dists + i * k;
+                int64_t a = 0, b = 0;
+                for (int64_t m = 0; m < k; m++) {
+                    if (ranks_before(metric, ad[a], ai[a], bd[b], bi[b])) {
+                        mrg_ids[i * k + m] = ai[a];
+                        mrg_dists[i * k + m] = ad[a++];
+                    } else {
+                        mrg_ids[i * k + m] = bi[b];
+                        mrg_dists[i * k + m] = bd[b++];
+                    }
+                }
+            }
+            memcpy(ids, mrg_ids, (size_t)(n * k) * sizeof *ids);
+            memcpy(dists, mrg_dists, (size_t)(n * k) * sizeof *dists);
+        }
+        total += sec + (cli_now() - t0);
+    }
+    *seconds = total;
+    return 0;
+}
+
+/* The bits [off, off + rows) of global filter @p g as shard filter @p f (bit 0 = the shard's row 0). */
+static int shard_filter(const struct filter *g, int64_t off, int64_t rows, struct filter *f)
+{
+    f->bits = calloc((size_t)(rows + 31) / 32 + 1, sizeof *f->bits);
+    if (f->bits == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAILURE;
+    }
+    f->n_bits = rows;
+    f->kept = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t v = off + r;
+        if (v < g->n_bits && ((g->bits[v >> 5] >> (v & 31)) & 1u)) {
+            f->bits[r >> 5] |= 1u << (r & 31);
+            f->kept++;
+        }
+    }
+    return 0;
+}
+
+static int shard_cmp(const void *a, const void *b)
+{
+    const struct shard *x = a, *y = b;
+    return (x->info.row_offset > y->info.row_offset) - (x->info.row_offset < y->info.row_offset);
+}
+
 /* Write the ids and distances of the last setting. */
 static int write_results(struct out_file *res, struct out_file *dist, const ann_index_info *info,
                          int64_t n, int64_t k, int64_t *ids, float *dists)
@@ -761,12 +875,12 @@ done:
 static int run_search(struct search_opts *o, const cli_parser *p)
 {
     struct out_file *res = NULL, *dist = NULL;
-    ann_index *ix = NULL;
+    struct shard *sh = NULL;
     ann_matrix queries, truth, data;
     cli_settings settings;
     struct filter flt = {NULL, 0, 0};
-    int64_t *ids = NULL;
-    float *dists = NULL;
+    int64_t *ids = NULL, *tmp_ids = NULL, *mrg_ids = NULL;
+    float *dists = NULL, *tmp_dists = NULL, *mrg_dists = NULL;
     int *widths = NULL;
     ann_exec ex;
     char qpath[PATH_MAX], qname[PATH_MAX];
@@ -802,42 +916,101 @@ static int run_search(struct search_opts *o, const cli_parser *p)
     if ((rc = cli_exec_init(&ex, &p->common)) != 0)
         goto done;
 
-    double t0 = cli_now();
-    ann_clear_error();
-    if ((s = ann_index_load(o->index, &ix)) != ANN_OK) {
-        rc = cli_report(s, o->index);
-        goto done;
+    if ((sh = calloc((size_t)o->n_indexes, sizeof *sh)) == NULL)
+        goto nomem;
+    int64_t total_rows = 0; /* one past the last global row of any shard */
+    for (int j = 0; j < o->n_indexes; j++) {
+        double t0 = cli_now();
+        sh[j].path = o->indexes[j];
+        ann_clear_error();
+        if ((s = ann_index_load(sh[j].path, &sh[j].ix)) != ANN_OK) {
+            rc = cli_report(s, sh[j].path);
+            goto done;
+        }
+        ann_index_get_info(sh[j].ix, &sh[j].info);
+        const ann_index_info *si = &sh[j].info;
+        if (ann_algo_describe(si->algo) == NULL) {
+            cli_error("'%s': %s indexes cannot be searched by this build", sh[j].path, ann_algo_name(si->algo));
+            rc = CLI_EXIT_UNAVAILABLE;
+            goto done;
+        }
+        if (j > 0 && (si->algo != sh[0].info.algo || si->metric != sh[0].info.metric || si->dim != sh[0].info.dim)) {
+            cli_error("'%s': a %s index (%s, dim %lld) cannot be searched with '%s', a %s index (%s, dim %lld): "
+                      "shards need the same algorithm, metric and dimension",
+                      sh[j].path, ann_algo_name(si->algo), ann_metric_name(si->metric), (long long)si->dim,
+                      sh[0].path, ann_algo_name(sh[0].info.algo), ann_metric_name(sh[0].info.metric),
+                      (long long)sh[0].info.dim);
+            rc = CLI_EXIT_FAILURE;
+            goto done;
+        }
+        if (si->row_offset + si->rows > total_rows)
+            total_rows = si->row_offset + si->rows;
+        cli_info("loaded '%s': %s, %lld rows x %lld dim (rows %lld to %lld), %s, in %.3f s", sh[j].path,
+                 ann_algo_name(si->algo), (long long)si->rows, (long long)si->dim, (long long)si->row_offset,
+                 (long long)(si->row_offset + si->rows - 1), ann_metric_name(si->metric), cli_now() - t0);
     }
-    ann_index_info info;
-    ann_index_get_info(ix, &info);
+    /* disjoint row ranges, searched in row order */
+    qsort(sh, (size_t)o->n_indexes, sizeof *sh, shard_cmp);
+    for (int j = 1; j < o->n_indexes; j++)
+        if (sh[j - 1].info.row_offset + sh[j - 1].info.rows > sh[j].info.row_offset) {
+            cli_error("'%s' (rows %lld to %lld) and '%s' (rows %lld to %lld) overlap: shards must hold disjoint "
+                      "rows (annbuild --rows A:B)",
+                      sh[j - 1].path, (long long)sh[j - 1].info.row_offset,
+                      (long long)(sh[j - 1].info.row_offset + sh[j - 1].info.rows - 1), sh[j].path,
+                      (long long)sh[j].info.row_offset, (long long)(sh[j].info.row_offset + sh[j].info.rows - 1));
+            rc = CLI_EXIT_FAILURE;
+            goto done;
+        }
+    ann_index_info info = sh[0].info;
+    info.rows = total_rows;
     const ann_algo_desc *desc = ann_algo_describe(info.algo);
-    if (desc == NULL) {
-        cli_error("'%s': %s indexes cannot be searched by this build", o->index, ann_algo_name(info.algo));
-        rc = CLI_EXIT_UNAVAILABLE;
-        goto done;
-    }
-    cli_info("loaded '%s': %s, %lld rows x %lld dim, %s, in %.3f s", o->index, desc->name,
-             (long long)info.rows, (long long)info.dim, ann_metric_name(info.metric), cli_now() - t0);
-    if (o->data != NULL && o->truth == NULL && info.has_dataset) {
+    bool all_have_data = true;
+    for (int j = 0; j < o->n_indexes; j++)
+        all_have_data = all_have_data && sh[j].info.has_dataset;
+    if (o->data != NULL && o->truth == NULL && all_have_data) {
         rc = cli_usage_error("--data needs --truth (or a cagra index built with --no-dataset)");
         goto done;
     }
-    if (!info.has_dataset) {
+    if (!all_have_data) {
         if (o->data == NULL) {
-            cli_error("'%s': the index holds no vectors (built with --no-dataset): give the dataset it was "
-                      "built from with --data DATASET",
-                      o->index);
+            for (int j = 0; j < o->n_indexes; j++)
+                if (!sh[j].info.has_dataset) {
+                    cli_error("'%s': the index holds no vectors (built with --no-dataset): give the dataset it "
+                              "was built from with --data DATASET",
+                              sh[j].path);
+                    break;
+                }
             rc = CLI_EXIT_FAILURE;
             goto done;
         }
         if ((rc = read_vectors(o->data, ANN_VFMT_AUTO, true, &data)) != 0)
             goto done;
-        ann_clear_error();
-        if ((s = ann_index_attach_dataset(ix, &data, p->common.threads)) != ANN_OK) {
-            rc = cli_report(s, o->data);
-            goto done;
+        for (int j = 0; j < o->n_indexes; j++) {
+            if (sh[j].info.has_dataset)
+                continue;
+            /* a shard's rows of the dataset (all of it for an index at offset 0 without --rows) */
+            ann_matrix part = data;
+            part.owner = NULL;
+            if (sh[j].info.row_offset > 0) {
+                if (data.rows < sh[j].info.row_offset + sh[j].info.rows) {
+                    cli_error("'%s' has %lld rows: shard '%s' holds rows %lld to %lld", o->data,
+                              (long long)data.rows, sh[j].path, (long long)sh[j].info.row_offset,
+                              (long long)(sh[j].info.row_offset + sh[j].info.rows - 1));
+                    rc = CLI_EXIT_FAILURE;
+                    goto done;
+                }
+                part.data = ann_matrix_row(&data, sh[j].info.row_offset);
+                part.rows = sh[j].info.rows;
+            } else if (o->n_indexes > 1 && data.rows > sh[j].info.rows) {
+                part.rows = sh[j].info.rows;
+            }
+            ann_clear_error();
+            if ((s = ann_index_attach_dataset(sh[j].ix, &part, p->common.threads)) != ANN_OK) {
+                rc = cli_report(s, o->data);
+                goto done;
+            }
+            cli_info("attached '%s' to '%s'", o->data, sh[j].path);
         }
-        cli_info("attached '%s' to the index", o->data);
     }
     if (o->filter != NULL && (rc = read_bitset(o->filter, info.rows, &flt)) != 0)
         goto done;
@@ -847,6 +1020,12 @@ static int run_search(struct search_opts *o, const cli_parser *p)
         for (int64_t w = 0; w < (info.rows + 31) / 32; w++)
             flt.kept += __builtin_popcount(flt.bits[w]);
         cli_info("filter: %lld of %lld rows may be returned", (long long)flt.kept, (long long)info.rows);
+        for (int j = 0; j < o->n_indexes; j++) {
+            if (o->n_indexes == 1 && sh[j].info.row_offset == 0)
+                sh[j].flt = flt;
+            else if ((rc = shard_filter(&flt, sh[j].info.row_offset, sh[j].info.rows, &sh[j].flt)) != 0)
+                goto done;
+        }
     }
     if ((rc = cli_settings_expand(p, desc, &settings)) != 0)
         goto done;
@@ -873,6 +1052,15 @@ static int run_search(struct search_opts *o, const cli_parser *p)
     widths = calloc(settings.n_table + 1, sizeof *widths);
     if (ids == NULL || dists == NULL || widths == NULL)
         goto nomem;
+    if (o->n_indexes > 1 || sh[0].info.row_offset != 0) {
+        const size_t nk = (size_t)(n * k > 0 ? n * k : 1);
+        tmp_ids = malloc(nk * sizeof *tmp_ids);
+        mrg_ids = malloc(nk * sizeof *mrg_ids);
+        tmp_dists = malloc(nk * sizeof *tmp_dists);
+        mrg_dists = malloc(nk * sizeof *mrg_dists);
+        if (tmp_ids == NULL || mrg_ids == NULL || tmp_dists == NULL || mrg_dists == NULL)
+            goto nomem;
+    }
 
     /* Text columns: as wide as the widest "name=value" of any setting. */
     for (size_t j = 0; j < settings.n_table; j++)
@@ -902,7 +1090,8 @@ static int run_search(struct search_opts *o, const cli_parser *p)
         struct result r = {.seconds = INFINITY, .recall = NAN, .recall_threshold = NAN};
         for (int rep_i = 0; rep_i < o->repeat; rep_i++) {
             double sec = 0;
-            if ((rc = search_all(ix, params, &queries, k, o->batch, &flt, &ex, ids, dists, &sec)) != 0)
+            if ((rc = search_shards(sh, o->n_indexes, params, &queries, k, o->batch, &ex, ids, dists, tmp_ids,
+                                    tmp_dists, mrg_ids, mrg_dists, &sec)) != 0)
                 goto done;
             if (sec < r.seconds)
                 r.seconds = sec;
@@ -941,12 +1130,22 @@ done:
     free(dist);
     free(ids);
     free(dists);
+    free(tmp_ids);
+    free(tmp_dists);
+    free(mrg_ids);
+    free(mrg_dists);
     free(widths);
     cli_settings_free(&settings);
     ann_matrix_release(&queries);
     ann_matrix_release(&truth);
     ann_matrix_release(&data);
-    ann_index_free(ix);
+    if (sh != NULL)
+        for (int j = 0; j < o->n_indexes; j++) {
+            ann_index_free(sh[j].ix);
+            if (sh[j].flt.bits != flt.bits)
+                free(sh[j].flt.bits);
+        }
+    free(sh);
     free(flt.bits);
     return rc;
 }
@@ -1023,10 +1222,6 @@ int main(int argc, char **argv)
                                                 : "missing operand QUERIES");
         goto done;
     }
-    if (argc - optind > 2) {
-        rc = cli_usage_error("too many operands (from '%s' on)", argv[optind + 2]);
-        goto done;
-    }
     if (o.k < 0) {
         rc = cli_usage_error("missing -k K");
         goto done;
@@ -1036,7 +1231,9 @@ int main(int argc, char **argv)
         goto done;
     }
     o.index = argv[optind];
-    o.queries = argv[optind + 1];
+    o.indexes = argv + optind;
+    o.n_indexes = argc - optind - 1;
+    o.queries = argv[argc - 1];
     rc = run_search(&o, &p);
 done:
     cli_parser_free(&p);

@@ -35,6 +35,7 @@ struct ann_index {
     ann_metric metric;
     ann_dtype dtype;
     int64_t rows, dim;
+    int64_t row_offset;       /* first dataset row of a shard (annbuild --rows A:B); 0 otherwise */
     ann_container *file;      /* non-NULL when arrays point into a mapping */
     void *data;               /* rows x dim (ivf_flat: packed by list) */
     float *norms;             /* rows, or NULL (inner product, l1) */
@@ -1098,6 +1099,7 @@ void ann_index_get_info(const ann_index *ix, ann_index_info *info)
     info->dtype = ix->dtype;
     info->rows = ix->rows;
     info->dim = ix->dim;
+    info->row_offset = ix->row_offset;
     info->has_dataset = ix->algo != ANN_ALGO_CAGRA || ix->data != NULL;
     info->graph_degree = ix->algo == ANN_ALGO_CAGRA ? ix->graph_degree : 0;
     uint64_t bytes = (uint64_t)ix->rows * ix->dim * ann_dtype_size(ix->dtype);
@@ -1119,12 +1121,37 @@ void ann_index_get_info(const ann_index *ix, ann_index_info *info)
 
 /* ---------------------------- save / load --------------------------- */
 
+ann_status ann_index_set_row_offset(ann_index *ix, int64_t row_offset)
+{
+    if (row_offset < 0 || row_offset > INT64_MAX - ix->rows)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "row offset %lld is out of range", (long long)row_offset);
+    ix->row_offset = row_offset;
+    return ANN_OK;
+}
+
+/* The optional meta key row_offset (absent: 0).  Errors: ANN_ERR_FORMAT when present and invalid. */
+static ann_status read_row_offset(const void *meta, uint64_t meta_len, const char *path, ann_index *ix)
+{
+    char buf[64];
+    if (!ann_meta_get(meta, meta_len, "row_offset", buf, sizeof buf))
+        return ANN_OK;
+    int64_t v;
+    ann_status st = ann_meta_get_i64(meta, meta_len, "row_offset", path, &v);
+    if (st == ANN_OK && (v < 0 || v > INT64_MAX - ix->rows))
+        st = ann_set_error(ANN_ERR_FORMAT, "'%s': meta row_offset = %lld is out of range", path, (long long)v);
+    if (st == ANN_OK)
+        ix->row_offset = v;
+    return st;
+}
+
 ann_status ann_index_save(const ann_index *ix, const char *path, bool compress, int n_threads)
 {
     char meta[1024];
     int len = snprintf(meta, sizeof meta, "annkit_version=%s\nalgo=%s\nmetric=%s\ndtype=%s\nrows=%lld\ndim=%lld\n",
                        ann_version(), ann_algo_name(ix->algo), ann_metric_name(ix->metric),
                        ann_dtype_name(ix->dtype), (long long)ix->rows, (long long)ix->dim);
+    if (ix->row_offset != 0)
+        len += snprintf(meta + len, sizeof meta - (size_t)len, "row_offset=%lld\n", (long long)ix->row_offset);
     if (ix->algo == ANN_ALGO_IVF_FLAT)
         len += snprintf(meta + len, sizeof meta - (size_t)len,
                         "n_lists=%d\nkmeans_n_iters=%d\nkmeans_trainset_fraction=%g\n"
@@ -1294,8 +1321,12 @@ static ann_status cagra_load(ann_container *c, const char *path, ann_index **out
     data = NULL;
     norms = NULL;
     cagra_narrow(ix, 0);
+    if ((st = read_row_offset(meta, meta_len, path, ix)) != ANN_OK)
+        goto cleanup;
     *out = ix;
+    ix = NULL;
 cleanup:
+    ann_index_free(ix);
     free(graph);
     free(data);
     free(norms);
@@ -1361,6 +1392,8 @@ ann_status ann_index_load(const char *path, ann_index **out)
         st = ann_container_get_sized(c, "ids", 8 * rows, &p);
         ix->ids = (int64_t *)p;
     }
+    if (st == ANN_OK)
+        st = read_row_offset(meta, meta_len, path, ix);
     if (st == ANN_OK && ix->algo == ANN_ALGO_IVF_FLAT) {
         ann_ivf_flat_params_init(&ix->ivf);
         ix->ivf.metric = h->metric;

@@ -296,7 +296,7 @@ assert r["recall"] is None and r["algo"] == "brute_force" and r["k"] == 5, r'
     run -2 annsearch bf.ann q.fbin -k 0
     run -2 annsearch bf.ann q.fbin -k ten
     run -2 annsearch bf.ann -k 3
-    run -2 annsearch bf.ann q.fbin extra -k 3
+    run -1 annsearch bf.ann q.fbin extra -k 3   # two shards and the queries 'extra': no such file
     run -2 annsearch ivf.ann q.fbin -k 3 --n-probes 0
     assert_output --partial "n_probes"
     run -2 annsearch ivf.ann q.fbin -k 3 --n-probes 1,x
@@ -341,4 +341,82 @@ assert r["recall"] is None and r["algo"] == "brute_force" and r["k"] == 5, r'
     run --separate-stderr annsearch -v ivf.ann q.fbin -k 3
     assert_success
     [[ "$stderr" == *"annsearch: loaded 'ivf.ann': ivf_flat, 2000 rows x 16 dim"* ]] || fail "stderr: $stderr"
+}
+
+@test "shards built with --rows search as one index: same ids and distances as the whole" {
+    annbuild --algo brute_force --rows :700 base.fbin -o s0.ann
+    annbuild --algo brute_force --rows 700:1500 base.fbin -o s1.ann
+    annbuild --algo brute_force --rows 1500: base.fbin -o s2.ann
+    annconvert --info s1.ann | grep -qx '  row_offset=700' || fail "$(annconvert --info s1.ann)"
+    annconvert --info s0.ann | grep -q row_offset && fail "row_offset written for offset 0"
+    annsearch bf.ann q.fbin -k 10 -o whole.ivecs --distances whole_d.fbin
+    # operands in any order
+    annsearch s2.ann s0.ann s1.ann q.fbin -k 10 -o sh.ivecs --distances sh_d.fbin
+    cmp whole.ivecs sh.ivecs || fail "ids differ"
+    cmp whole_d.fbin sh_d.fbin || fail "distances differ"
+    run annsearch s0.ann s1.ann s2.ann q.fbin -k 10 --truth truth.ivecs
+    assert_success
+    [ "$(recall_of "$output")" = "1.0000" ] || fail "$output"
+    # one shard alone returns global row numbers
+    annsearch s2.ann q.fbin -k 10 -o one.txt
+    awk '{ for (j = 1; j <= NF; j++) if ($j < 1500 || $j >= 2000) { print "row " NR ": " $j; bad = 1 } }
+        END { exit bad }' one.txt
+}
+
+@test "shards: inner_product merges largest first; IVF-Flat shards; JSON lists every index" {
+    annbuild --algo brute_force --metric inner_product base.fbin -o ip.ann
+    annbuild --algo brute_force --metric inner_product --rows :1000 base.fbin -o ip0.ann
+    annbuild --algo brute_force --metric inner_product --rows 1000: base.fbin -o ip1.ann
+    annsearch ip.ann q.fbin -k 10 -o a.txt
+    annsearch ip0.ann ip1.ann q.fbin -k 10 -o b.txt
+    same_numbers a.txt b.txt
+    annbuild --algo ivf_flat --n-lists 8 --rows :1000 base.fbin -o v0.ann
+    annbuild --algo ivf_flat --n-lists 8 --rows 1000: base.fbin -o v1.ann
+    annsearch v0.ann v1.ann q.fbin -k 10 --n-probes 8 -o c.txt
+    same_numbers truth.txt c.txt
+    run --separate-stderr annsearch --json v0.ann v1.ann q.fbin -k 10 --n-probes 2
+    assert_success
+    [[ "$output" == *'"index":["v0.ann","v1.ann"]'* ]] || fail "$output"
+}
+
+@test "shards: a filter over the global rows; overlapping or unlike shards are refused" {
+    annbuild --algo brute_force --rows :1000 base.fbin -o s0.ann
+    annbuild --algo brute_force --rows 1000: base.fbin -o s1.ann
+    # allow the odd rows only (ids are global)
+    seq 1 2 1999 >odd.txt
+    annsearch bf.ann q.fbin -k 10 --allow odd.txt -o a.txt
+    annsearch s0.ann s1.ann q.fbin -k 10 --allow odd.txt -o b.txt
+    same_numbers a.txt b.txt
+    awk '{ for (j = 1; j <= NF; j++) if ($j % 2 == 0) bad = 1 } END { exit bad }' b.txt || fail "even id returned"
+    run --separate-stderr annsearch s0.ann s0.ann q.fbin -k 10
+    [ "$status" -eq 1 ] || fail "overlap: status $status"
+    [[ "$stderr" == *overlap* ]] || fail "$stderr"
+    annbuild --algo ivf_flat --n-lists 8 --rows 1000: base.fbin -o v1.ann
+    run --separate-stderr annsearch s0.ann v1.ann q.fbin -k 10
+    [ "$status" -eq 1 ] || fail "unlike shards: status $status"
+    [[ "$stderr" == *"same algorithm"* ]] || fail "$stderr"
+}
+
+@test "IVF-Flat takes filters: no filtered id comes back, all probes equal the filtered exact answer" {
+    seq 0 3 1999 >allow.txt
+    annsearch bf.ann q.fbin -k 10 --allow allow.txt -o a.txt
+    annsearch ivf.ann q.fbin -k 10 --allow allow.txt --n-probes 32 -o b.txt
+    same_numbers a.txt b.txt
+    annsearch ivf.ann q.fbin -k 10 --allow allow.txt --n-probes 2 -o c.txt
+    awk '{ for (j = 1; j <= NF; j++) if ($j != -1 && $j % 3 != 0) bad = 1 } END { exit bad }' c.txt ||
+        fail "filtered id returned"
+}
+
+@test "cagra shards without their vectors take the whole dataset with --data" {
+    annbuild --algo cagra --build-algo brute_force --graph-degree 16 --intermediate-graph-degree 32 \
+        --no-dataset --rows :1200 base.fbin -o c0.ann
+    annbuild --algo cagra --build-algo brute_force --graph-degree 16 --intermediate-graph-degree 32 \
+        --no-dataset --rows 1200: base.fbin -o c1.ann
+    run -1 annsearch c0.ann c1.ann q.fbin -k 10
+    run --separate-stderr annsearch c0.ann c1.ann q.fbin -k 10 --data base.fbin --truth truth.ivecs --itopk-size 64
+    assert_success
+    r=$(recall_of "$output")
+    awk -v r="$r" 'BEGIN { exit !(r >= 0.95) }' || fail "recall $r"
+    head -c 800 base.fbin >short.fbin   # not a vector file of enough rows
+    run -1 annsearch c0.ann c1.ann q.fbin -k 10 --data short.fbin --truth truth.ivecs
 }

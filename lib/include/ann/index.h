@@ -90,6 +90,7 @@ typedef struct ann_index_info {
     ann_metric metric;
     ann_dtype dtype;
     int64_t rows, dim;
+    int64_t row_offset;    /**< the index holds dataset rows [row_offset, row_offset + rows) (a shard); 0 normally */
     int64_t n_lists;       /**< IVF: number of lists; else 0 */
     int64_t graph_degree;  /**< CAGRA: neighbours per row of the graph; else 0 */
     bool has_dataset;      /**< false only for a CAGRA index without its vectors */
@@ -98,6 +99,16 @@ typedef struct ann_index_info {
 
 /** Fill @p info. */
 void ann_index_get_info(const ann_index *ix, ann_index_info *info);
+
+/**
+ * Record that @p ix was built from dataset rows starting at @p row_offset
+ * (a shard: DESIGN.md "Scale-out"; annbuild --rows A:B records A).  It is
+ * saved (meta key row_offset) and reported by ann_index_get_info(); the
+ * search itself is unchanged and returns ids from 0: callers that merge
+ * shards (annsearch INDEX...) add the offset.
+ * Errors: ANN_ERR_INVALID_ARG (negative, or row_offset + rows overflows).
+ */
+ann_status ann_index_set_row_offset(ann_index *ix, int64_t row_offset);
 
 /**
  * Save to @p path in the annkit container (written in place; tools write a

@@ -105,9 +105,10 @@ static void usage(FILE *out, const cli_parser *p)
           "                        of the same rows) instead of building one; its rows are\n"
           "                        re-sorted by exact distance, and a degree below\n"
           "                        --intermediate-graph-degree replaces it\n"
-          "      --extend INDEX    add the rows of DATASET to INDEX (brute_force, ivf_flat;\n"
-          "                        ids continue after the largest one) and write the\n"
-          "                        result to -o; --algo and build parameters do not apply\n"
+          "      --extend INDEX    add the rows of DATASET to INDEX (ids continue after\n"
+          "                        the largest one; cagra links them into its graph) and\n"
+          "                        write the result to -o; --algo and build parameters\n"
+          "                        do not apply\n"
           "      --no-dataset      keep only the graph, not the vectors: annsearch then\n"
           "                        needs --data DATASET\n",
           out);

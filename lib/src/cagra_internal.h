@@ -19,6 +19,21 @@
 ann_status ann_cagra_build_graph(const ann_cagra_params *p, const ann_matrix *data, const ann_graph *knn,
                                  ann_exec *ex, uint32_t **graph, int32_t *degree);
 
+/**
+ * Link the last @p n_new rows of @p base into its graph (cagra_extend.c;
+ * cuVS cagra::extend, notes/algorithms.md 6.5): @p graph is
+ * base->rows x base->graph_degree uint32, whose first base->rows - n_new
+ * rows hold the current graph (rows < that count only) and whose last
+ * n_new rows are written; base->data/norms cover all base->rows rows
+ * (base->graph and base->filter are not used).  Existing rows gain
+ * reverse edges to the new ones in their tail half.  Searches run on the
+ * backend ex selects for ANN_OP_CAGRA_SEARCH.
+ * Errors: ANN_ERR_INVALID_ARG (the current graph has no more rows than
+ * its degree), ANN_ERR_NOMEM, ANN_ERR_INTERRUPTED, the search's errors.
+ * Threads: ex->n_threads; the result does not depend on them.
+ */
+ann_status ann_cagra_extend_graph(const ann_cagra_view *base, int64_t n_new, ann_exec *ex, uint32_t *graph);
+
 /** The CPU search behind ann_cpu_ops()->cagra_search (cagra_search.c). */
 ann_status ann_cpu_cagra_search(const ann_cagra_view *ix, const ann_cagra_search_params *p, const ann_matrix *q,
                                 int64_t k, int n_threads, int64_t *ids, float *dist);

@@ -792,6 +792,66 @@ ann_status ann_index_build(ann_algo algo, const void *params, const ann_matrix *
     return ANN_OK;
 }
 
+/*
+ * CAGRA extend: rows appended (ids are row numbers, so @p ids must be
+ * NULL or continue them), norms and the compact copy recomputed, the new
+ * rows linked by ann_cagra_extend_graph().  The index is unchanged on
+ * failure.
+ */
+static ann_status cagra_add(ann_index *ix, const ann_matrix *data, const int64_t *ids, ann_exec *ex)
+{
+    if (!ix->data)
+        return ann_set_error(ANN_ERR_INVALID_ARG,
+                             "cagra: the index holds no vectors (built with --no-dataset): attach its dataset "
+                             "before adding rows");
+    for (int64_t i = 0; ids && i < data->rows; i++)
+        if (ids[i] != ix->rows + i)
+            return ann_set_error(ANN_ERR_UNSUPPORTED,
+                                 "cagra: ids are row numbers: row %lld of the new rows must have id %lld, not %lld",
+                                 (long long)i, (long long)(ix->rows + i), (long long)ids[i]);
+    const int64_t total = ix->rows + data->rows;
+    if (total >= (int64_t)UINT32_MAX)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "cagra: %lld rows do not fit uint32 graph ids", (long long)total);
+    if (data->rows == 0)
+        return ANN_OK;
+    const size_t rb = (size_t)ix->dim * ann_dtype_size(ix->dtype);
+    const int32_t deg = ix->graph_degree;
+    char *nd = ann_cagra_alloc(rb * (size_t)total);
+    uint32_t *ng = ann_cagra_alloc((size_t)total * deg * sizeof(uint32_t));
+    float *norms = NULL;
+    ann_status st = ANN_OK;
+    if (!nd || !ng) {
+        st = ann_set_error(ANN_ERR_NOMEM, "cagra: out of memory for %lld rows", (long long)total);
+        goto fail;
+    }
+    memcpy(nd, ix->data, rb * (size_t)ix->rows);
+    for (int64_t i = 0; i < data->rows; i++)
+        memcpy(nd + (size_t)(ix->rows + i) * rb, ann_matrix_row(data, i), rb);
+    memcpy(ng, ix->graph, (size_t)ix->rows * deg * sizeof(uint32_t));
+    if (metric_has_norms(ix->metric) &&
+        (st = compute_norms(nd, ix->dtype, total, ix->dim, ix->metric, ex->n_threads, &norms)) != ANN_OK)
+        goto fail;
+    ann_cagra_view v = {ix->metric, ix->dtype, total, ix->dim, nd, (int64_t)rb, norms, deg, NULL,
+                        NULL, 0, total, NULL};
+    if ((st = ann_cagra_extend_graph(&v, data->rows, ex, ng)) != ANN_OK)
+        goto fail;
+    drop_cache(ix);
+    free(ix->data);
+    free(ix->graph);
+    free(ix->norms);
+    ix->data = nd;
+    ix->graph = ng;
+    ix->norms = norms;
+    ix->rows = total;
+    cagra_narrow(ix, ex->n_threads);
+    return ANN_OK;
+fail:
+    free(nd);
+    free(ng);
+    free(norms);
+    return st;
+}
+
 ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t *ids, ann_exec *ex)
 {
     ann_exec dflt;
@@ -799,14 +859,14 @@ ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t
         ann_exec_init(&dflt);
         ex = &dflt;
     }
-    if (ix->algo == ANN_ALGO_CAGRA)
-        return ann_set_error(ANN_ERR_UNSUPPORTED, "cagra: adding vectors (extend) is not available in this version");
     if (data->cols != ix->dim)
         return ann_set_error(ANN_ERR_MISMATCH, "dimension %lld does not match index dimension %lld",
                              (long long)data->cols, (long long)ix->dim);
     if (data->dtype != ix->dtype)
         return ann_set_error(ANN_ERR_MISMATCH, "dtype %s does not match index dtype %s",
                              ann_dtype_name(data->dtype), ann_dtype_name(ix->dtype));
+    if (ix->algo == ANN_ALGO_CAGRA)
+        return cagra_add(ix, data, ids, ex);
     ann_status st = materialize(ix);
     if (st != ANN_OK)
         return st;

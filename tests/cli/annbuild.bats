@@ -335,3 +335,26 @@ wait_build() {
     run annbuild --extend missing.ann b.fbin -o x.ann
     assert_failure 1
 }
+
+@test "--extend links new rows into a CAGRA graph: recall as high as a graph of all rows" {
+    annconvert --rows :1000 base.fbin a.fbin
+    annconvert --rows 1000: base.fbin b.fbin
+    annconvert truth.txt truth.ivecs
+    common="--algo cagra --build-algo brute_force --graph-degree 16 --intermediate-graph-degree 32"
+    annbuild $common a.fbin -o a.cagra
+    annbuild --extend a.cagra b.fbin -o ab.cagra
+    run annconvert --info ab.cagra
+    assert_line "rows: 2000"
+    run annsearch ab.cagra q.fbin -k 10 --truth truth.ivecs --itopk-size 64
+    assert_success
+    r=$(field recall "$output")
+    awk -v r="$r" 'BEGIN { exit !(r >= 0.97) }' || fail "recall $r after extend"
+    # every new row is found by a search for itself
+    annsearch ab.cagra b.fbin -k 1 -o self.txt
+    awk '{ if ($1 != NR + 999) bad++ } END { exit bad > 10 }' self.txt || fail "new rows not found"
+    # an index without its vectors cannot grow
+    annbuild $common --no-dataset a.fbin -o nod.cagra
+    run --separate-stderr annbuild --extend nod.cagra b.fbin -o x.cagra
+    assert_failure 1
+    [[ "$stderr" == *"no vectors"* ]] || fail "$stderr"
+}

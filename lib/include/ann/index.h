@@ -38,7 +38,16 @@ ann_status ann_index_build(ann_algo algo, const void *params, const ann_matrix *
 /**
  * Add @p data (same dim and dtype as the index) with ids
  * @p ids (NULL = consecutive ids after the largest present).
- * Errors: ANN_ERR_MISMATCH (dim/dtype), ANN_ERR_UNSUPPORTED, ANN_ERR_NOMEM.
+ *  - brute_force: rows appended (any ids);
+ *  - ivf_flat: rows assigned to their nearest lists (notes 2.2);
+ *  - cagra: ids are row numbers, so @p ids must be NULL or continue
+ *    them; the rows are linked into the graph as cuVS cagra::extend does
+ *    (notes 6.5; lib/src/cagra_extend.c), searching on the backend of
+ *    @p ex.  An index without its vectors is ANN_ERR_INVALID_ARG.
+ * The index is unchanged when the call fails.
+ * Errors: ANN_ERR_MISMATCH (dim/dtype), ANN_ERR_INVALID_ARG,
+ * ANN_ERR_UNSUPPORTED (cagra ids), ANN_ERR_NOMEM, ANN_ERR_INTERRUPTED.
+ * Threads: ex->n_threads; results do not depend on them.
  */
 ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t *ids, ann_exec *ex);
 

@@ -44,7 +44,7 @@ ann_status ann_index_build(ann_algo algo, const void *params, const ann_matrix *
  *    them; the rows are linked into the graph as cuVS cagra::extend does
  *    (notes 6.5; lib/src/cagra_extend.c), searching on the backend of
  *    @p ex.  An index without its vectors is ANN_ERR_INVALID_ARG.
- * The index is unchanged when the call fails.
+ * A failed cagra extend leaves the index unchanged.
  * Errors: ANN_ERR_MISMATCH (dim/dtype), ANN_ERR_INVALID_ARG,
  * ANN_ERR_UNSUPPORTED (cagra ids), ANN_ERR_NOMEM, ANN_ERR_INTERRUPTED.
  * Threads: ex->n_threads; results do not depend on them.

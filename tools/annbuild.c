@@ -190,9 +190,8 @@ static int run_build(const struct build_opts *o, const cli_parser *p)
     if ((rc = cli_exec_init(&ex, &p->common)) != 0)
         goto done;
     /* the memory model says whether the build fits, before any work */
-    /* (the model reads no CAGRA params struct: CAGRA is checked with the model's defaults) */
-    if ((rc = cli_mem_check(&o->mem, o->dataset, o->format, o->row_begin, o->row_end, desc->algo,
-                            desc->algo == ANN_ALGO_CAGRA ? NULL : params, ex.device)) != 0)
+    if ((rc = cli_mem_check(&o->mem, o->dataset, o->format, o->row_begin, o->row_end, desc->algo, params,
+                            ex.device)) != 0)
         goto done;
     cli_output_opts oo = {.force = p->common.force, .binary = true};
     if ((rc = cli_output_open(&out, o->output, &oo)) != 0)

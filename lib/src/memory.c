@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ann/brute_force.h"
+#include "ann/cagra.h"
 #include "ann/graph.h"
 #include "ann/ivf_flat.h"
 #include "ann/memory.h"
@@ -1274,6 +1275,22 @@ ann_status ann_mem_check_build(ann_algo algo, const void *build_params, int64_t 
         }
         break;
     case ANN_ALGO_CAGRA:
+        if (build_params) {
+            const ann_cagra_params *p = build_params;
+            in.metric = p->metric;
+            in.graph_degree = p->graph_degree;
+            in.intermediate_graph_degree = p->intermediate_graph_degree;
+            /* auto may fall back to IVF-PQ, the smallest builder: a build that fits with it is not refused */
+            in.build_algo = p->build_algo == ANN_CAGRA_BUILD_NN_DESCENT || p->build_algo == ANN_CAGRA_BUILD_BRUTE_FORCE
+                                ? ANN_MEM_BUILD_NN_DESCENT
+                            : p->build_algo == ANN_CAGRA_BUILD_ITERATIVE ? ANN_MEM_BUILD_ITERATIVE
+                                                                         : ANN_MEM_BUILD_IVF_PQ;
+            if (in.intermediate_graph_degree >= rows)
+                in.intermediate_graph_degree = rows > 1 ? rows - 1 : 1;
+            if (in.graph_degree > in.intermediate_graph_degree)
+                in.graph_degree = in.intermediate_graph_degree;
+        }
+        break;
     case ANN_ALGO_HNSW:
         if (build_params)
             return ann_set_error(ANN_ERR_INVALID_ARG,

@@ -507,7 +507,27 @@ static void test_check(void)
     CHECK(st == ANN_OK && count_of(&e, "G") == 32 && count_of(&e, "I") == 48 && count_of(&e, "R") == 0 &&
               count_of(&e, "B_comp") == 4 && count_of(&e, "E_I") == 64,
           "nn_descent params read: %s", ann_last_error());
-    st = ann_mem_check_build(ANN_ALGO_CAGRA, &ip, 1000, 16, ANN_DTYPE_F32, 0, 0, false, NULL);
+    /* CAGRA params: degrees (clamped as the build clamps them) and the builder */
+    ann_cagra_params cp;
+    ann_cagra_params_init(&cp);
+    cp.graph_degree = 32;
+    cp.intermediate_graph_degree = 48;
+    cp.build_algo = ANN_CAGRA_BUILD_NN_DESCENT;
+    st = ann_mem_check_build(ANN_ALGO_CAGRA, &cp, 100000, 128, ANN_DTYPE_F32, 1ULL << 50, 0, false, &e);
+    CHECK(st == ANN_OK && e.in.graph_degree == 32 && e.in.intermediate_graph_degree == 48 &&
+              e.in.build_algo == ANN_MEM_BUILD_NN_DESCENT && term(&e, "graph_size")->bytes == 100000ULL * 32 * 4,
+          "cagra params read: %s", ann_last_error());
+    cp.build_algo = ANN_CAGRA_BUILD_AUTO; /* modelled as ivf_pq, the smallest builder */
+    st = ann_mem_check_build(ANN_ALGO_CAGRA, &cp, 100000, 128, ANN_DTYPE_F32, 1ULL << 50, 0, false, &e);
+    CHECK(st == ANN_OK && e.in.build_algo == ANN_MEM_BUILD_IVF_PQ, "cagra auto models ivf_pq: %s", ann_last_error());
+    cp.build_algo = ANN_CAGRA_BUILD_ITERATIVE;
+    st = ann_mem_check_build(ANN_ALGO_CAGRA, &cp, 100000, 128, ANN_DTYPE_F32, 1ULL << 50, 0, false, &e);
+    CHECK(st == ANN_OK && e.in.build_algo == ANN_MEM_BUILD_ITERATIVE, "cagra iterative: %s", ann_last_error());
+    cp.intermediate_graph_degree = 5000; /* clamped to rows - 1, graph_degree to that */
+    st = ann_mem_check_build(ANN_ALGO_CAGRA, &cp, 20, 16, ANN_DTYPE_F32, 1ULL << 50, 0, false, &e);
+    CHECK(st == ANN_OK && e.in.intermediate_graph_degree == 19 && e.in.graph_degree == 19,
+          "cagra degrees clamped: %s", ann_last_error());
+    st = ann_mem_check_build(ANN_ALGO_HNSW, &ip, 1000, 16, ANN_DTYPE_F32, 0, 0, false, NULL);
     CHECK(st == ANN_ERR_INVALID_ARG, "unknown params struct refused");
     st = ann_mem_check_build(ANN_ALGO_IVF_PQ, NULL, 1000, 16, ANN_DTYPE_F32, 0, 0, false, NULL);
     CHECK(st == ANN_ERR_UNSUPPORTED, "no model for ivf_pq");

@@ -261,9 +261,12 @@ ann_status ann_mem_check(const ann_mem_inputs *in, uint64_t max_host_bytes, uint
  * (NULL = the defaults): ann_brute_force_params (metric), ann_ivf_flat_params
  * (metric, n_lists, kmeans_trainset_fraction, max_train_points_per_cluster),
  * ann_nn_descent_params of ann/graph.h (metric, graph_degree,
- * intermediate_graph_degree, return_distances, dist_comp_dtype); for CAGRA
- * and HNSW @p build_params must be NULL (use ann_mem_check() with filled
- * inputs for other values).  @p rows, @p dim: the dataset's N and D;
+ * intermediate_graph_degree, return_distances, dist_comp_dtype),
+ * ann_cagra_params of ann/cagra.h (metric, the degrees clamped as the
+ * build clamps them, and the builder: nn_descent and brute_force are
+ * modelled as nn_descent, iterative as iterative, ivf_pq and auto as
+ * ivf_pq, the smallest, which auto falls back to); for HNSW
+ * @p build_params must be NULL (use ann_mem_check() with filled inputs).  @p rows, @p dim: the dataset's N and D;
  * @p dtype: its element type as the build sees it.  The dataset counts in
  * host memory (the tools read it there); @p on_device: the build runs on
  * CUDA and the dataset is also in device memory.

@@ -189,6 +189,7 @@ static int run_build(const struct build_opts *o, const cli_parser *p)
         goto done;
     if ((rc = cli_exec_init(&ex, &p->common)) != 0)
         goto done;
+    ex.max_host_memory = (uint64_t)o->mem.max_host; /* 0 = available memory (cagra build_algo auto) */
     /* the memory model says whether the build fits, before any work */
     if ((rc = cli_mem_check(&o->mem, o->dataset, o->format, o->row_begin, o->row_end, desc->algo, params,
                             ex.device)) != 0)

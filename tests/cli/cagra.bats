@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # CAGRA end to end: annbuild --algo cagra from --graph and from each
-# --build-algo, the degree rules, annsearch sweeps with comma lists,
-# --filter / --allow, indexes without their vectors, cuVS version-5 files
-# through annconvert, corrupt files and the exit statuses of the contract.
+# --build-algo (iterative, and what auto chooses), the degree rules,
+# annsearch sweeps with comma lists, --filter / --allow, indexes without
+# their vectors, cuVS version-5 files through annconvert, corrupt files
+# and the exit statuses of the contract.
 
 load common
 
@@ -32,7 +33,8 @@ at_least() { # $1 value, $2 floor, $3 what
 }
 
 @test "annbuild --algo cagra from each builder and from --graph: high recall" {
-    for how in "--build-algo nn_descent" "--build-algo brute_force" "--build-algo auto" "--graph base.knn"; do
+    for how in "--build-algo nn_descent" "--build-algo brute_force" "--build-algo auto" "--build-algo iterative" \
+        "--graph base.knn"; do
         run --separate-stderr annbuild -v --algo cagra $how --graph-degree 16 --intermediate-graph-degree 32 \
             base.fbin -o x.ann
         assert_success
@@ -87,11 +89,9 @@ at_least() { # $1 value, $2 floor, $3 what
 }
 
 @test "builders that are not there yet exit 3; --guarantee-connectivity builds" {
-    for opt in "--build-algo ivf_pq" "--build-algo iterative"; do
-        run annbuild --algo cagra $opt base.fbin -o x.ann
-        assert_failure 3
-        [ ! -e x.ann ] || fail "$opt left x.ann"
-    done
+    run annbuild --algo cagra --build-algo ivf_pq base.fbin -o x.ann
+    assert_failure 3
+    [ ! -e x.ann ] || fail "ivf_pq left x.ann"
     run annbuild --algo cagra --guarantee-connectivity true --graph-degree 16 --intermediate-graph-degree 32 \
         base.fbin -o t.ann
     assert_success
@@ -103,6 +103,51 @@ at_least() { # $1 value, $2 floor, $3 what
     assert_failure 2
     run annbuild --algo cagra --graph-degree 0 base.fbin -o x.ann
     assert_failure 2
+    assert_no_temporaries
+}
+
+@test "--build-algo iterative: rounds logged, recall floor, same index twice, cosine exits 3" {
+    run --separate-stderr annbuild -v --algo cagra --build-algo iterative --graph-degree 16 \
+        --intermediate-graph-degree 32 --guarantee-connectivity true base.fbin -o it.ann
+    assert_success
+    # 3000 rows, degree 16: n0 = 750, rounds at 1500, 3000, 3000 (degree 16) and the final one (k = 33)
+    [[ "$stderr" == *"cagra iterative: 4 rounds from a 750-row graph"* ]] || fail "$stderr"
+    [[ "$stderr" == *"round 4/4: 3000 queries on 3000 rows"*"k 33"*"connected"* ]] || fail "$stderr"
+    run annsearch it.ann q.fbin -k 10 --truth truth.ivecs --itopk-size 64
+    assert_success
+    at_least "$(recall_of "$output")" 0.95 "recall of the iterative graph"
+    annbuild --algo cagra --build-algo iterative --graph-degree 16 --intermediate-graph-degree 32 \
+        --guarantee-connectivity true --threads 1 base.fbin -o it1.ann
+    cmp it.ann it1.ann || fail "the iterative build differs between 2 threads and 1"
+    run annbuild --algo cagra --build-algo iterative --metric cosine base.fbin -o c.ann
+    assert_failure 3
+    assert_output --partial "cosine"
+    [ ! -e c.ann ]
+    # two rows: the smallest graph the builder starts from
+    annconvert --rows :2 base.fbin two.fbin
+    run --separate-stderr annbuild -v --algo cagra --build-algo iterative two.fbin -o two.ann
+    assert_success
+    [[ "$stderr" == *"graph degree 1"* ]] || fail "$stderr"
+    assert_no_temporaries
+}
+
+@test "--build-algo auto: brute_force for small data; nn_descent or ivf_pq by the host memory, logged at -v" {
+    run --separate-stderr annbuild -v --algo cagra --graph-degree 16 --intermediate-graph-degree 32 \
+        base.fbin -o a.ann
+    assert_success
+    [[ "$stderr" == *"build_algo auto: brute_force (rows^2 x dim"* ]] || fail "$stderr"
+    # 70000 x 9: rows^2 x dim = 4.4e10 is above the exact builder's limit; NN-Descent's model needs about
+    # 130 MB of host memory, more than --max-host-memory 32M allows: auto takes ivf_pq (exit 3 while
+    # ivf_pq is not available)
+    "$GEN" -n 70000 -d 9 -c 30 -s 5 big.fbin
+    run --separate-stderr annbuild -v --algo cagra --graph-degree 16 --intermediate-graph-degree 32 \
+        --max-host-memory 32M big.fbin -o big.ann
+    [ "$status" -eq 0 ] || [ "$status" -eq 3 ] || fail "status $status: $stderr"
+    [[ "$stderr" == *"build_algo auto: ivf_pq (NN-Descent does not fit"* ]] || fail "$stderr"
+    if [ "$status" -eq 3 ]; then
+        [[ "$stderr" == *"auto chose ivf_pq because NN-Descent does not fit"* ]] || fail "$stderr"
+        [ ! -e big.ann ]
+    fi
     assert_no_temporaries
 }
 
@@ -166,7 +211,7 @@ at_least() { # $1 value, $2 floor, $3 what
     assert_output --partial "short.bits"
 }
 
-@test "--allow takes text lists and vector files; bad ids and ivf_flat are refused" {
+@test "--allow takes text lists and vector files; bad ids are refused; ivf_flat filters too" {
     printf '5 17, 250\n# a comment\n2999\n' >allow.txt
     run annsearch cagra.ann q.fbin -k 4 --allow allow.txt -o ids.txt
     assert_success
@@ -185,8 +230,9 @@ at_least() { # $1 value, $2 floor, $3 what
     run annsearch cagra.ann q.fbin -k 4 --allow allow.txt --filter allow.txt
     assert_failure 2
     annbuild --algo ivf_flat --n-lists 8 base.fbin -o ivf.ann
-    run annsearch ivf.ann q.fbin -k 4 --allow allow.txt
-    assert_failure 3
+    run annsearch ivf.ann q.fbin -k 4 --allow allow.txt -o ivf_ids.txt
+    assert_success
+    awk '{ for (j = 1; j <= NF; j++) if ($j != 5 && $j != 17 && $j != 250 && $j != 2999 && $j != -1) bad = 1 } END { exit bad }' ivf_ids.txt
 }
 
 @test "--no-dataset: the index needs --data, which must match" {

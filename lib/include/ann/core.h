@@ -222,9 +222,13 @@ typedef struct ann_exec {
     void *log_user;
     volatile int *interrupt;         /**< when non-NULL and *interrupt != 0, long loops return ANN_ERR_INTERRUPTED */
     ann_device used;                 /**< out: the backend that ran the last operation */
+    uint64_t max_host_memory;        /**< bytes of host memory a build may plan for (annbuild
+                                          --max-host-memory); 0 = what is available now
+                                          (ann_mem_host_available()).  Read by CAGRA's build_algo
+                                          auto to decide whether NN-Descent fits. */
 } ann_exec;
 
-/** Defaults: device AUTO, threads 0, seed 42, no callbacks. */
+/** Defaults: device AUTO, threads 0, seed 42, no callbacks, max_host_memory 0. */
 void ann_exec_init(ann_exec *ex);
 
 /* ------------------------------------------------------------------ */

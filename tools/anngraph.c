@@ -2,15 +2,17 @@
  * anngraph - build the k-nearest-neighbour graph of a dataset, or measure
  * the recall of a graph file.
  *
- *   anngraph [--algo nn_descent|brute_force] [--metric NAME] [PARAMETERS]
+ *   anngraph [--algo nn_descent|brute_force|ivf_pq] [--metric NAME] [PARAMETERS]
  *            [--rows A:B] [--compress] DATASET -o GRAPH
  *   anngraph --eval [--sample N] [--json] GRAPH DATASET
  *
  * The parameters are options generated from the library's tables of the
- * graph builders (ann_nn_descent_param_table, ann_knn_graph_param_table;
- * --graph-degree for graph_degree, ...), checked against the table of
- * the chosen algorithm.  The graph is saved to a temporary file next to
- * GRAPH and renamed into place (tools/cli/cli_io.c).
+ * graph builders (ann_nn_descent_param_table, ann_knn_graph_param_table,
+ * ann_ivf_pq_graph_param_table; --graph-degree for graph_degree, ...),
+ * checked against the table of the chosen algorithm (and, for ivf_pq, by
+ * ann_ivf_pq_graph_params_check before the data are read).  The graph is
+ * saved to a temporary file next to GRAPH and renamed into place
+ * (tools/cli/cli_io.c).
  */
 #include "cli/cli.h"
 
@@ -55,21 +57,23 @@ struct graph_algo {
     void (*init)(void *p);
     const ann_param_desc *(*table)(size_t *n);
     size_t metric_offset;
+    ann_status (*check)(const void *p); /* checks beyond the table, before any work (NULL: none) */
 };
 
 static void nnd_init(void *p) { ann_nn_descent_params_init(p); }
 static void knn_init(void *p) { ann_knn_graph_params_init(p); }
+static void ivf_pq_init(void *p) { ann_ivf_pq_graph_params_init(p); }
+static ann_status ivf_pq_check(const void *p) { return ann_ivf_pq_graph_params_check(p); }
 
 static const struct graph_algo graph_algos[] = {
     {ANN_ALGO_NN_DESCENT, "nn_descent", sizeof(ann_nn_descent_params), nnd_init,
-     ann_nn_descent_param_table, offsetof(ann_nn_descent_params, metric)},
+     ann_nn_descent_param_table, offsetof(ann_nn_descent_params, metric), NULL},
     {ANN_ALGO_BRUTE_FORCE, "brute_force", sizeof(ann_knn_graph_params), knn_init,
-     ann_knn_graph_param_table, offsetof(ann_knn_graph_params, metric)},
+     ann_knn_graph_param_table, offsetof(ann_knn_graph_params, metric), NULL},
+    {ANN_ALGO_IVF_PQ, "ivf_pq", sizeof(ann_ivf_pq_graph_params), ivf_pq_init, ann_ivf_pq_graph_param_table,
+     offsetof(ann_ivf_pq_graph_params, index.metric), ivf_pq_check},
 };
 #define N_GRAPH_ALGOS (sizeof graph_algos / sizeof graph_algos[0])
-
-/* Graph algorithms of DESIGN.md that this build does not have. */
-static const ann_algo missing_algos[] = {ANN_ALGO_IVF_PQ};
 
 /** One option generated from a table: the parameter name and its --spelling. */
 struct gparam {
@@ -258,9 +262,11 @@ static void usage(FILE *out)
           "DATASET is PATH[:NAME], where NAME picks a dataset of an HDF5 file.\n"
           "\n"
           "Options:\n"
-          "      --algo NAME       nn_descent (default, approximate) or brute_force (exact)\n"
+          "      --algo NAME       nn_descent (default, approximate), brute_force (exact)\n"
+          "                        or ivf_pq (IVF-PQ searches refined exactly)\n"
           "      --metric NAME     sqeuclidean (default), euclidean, inner_product,\n"
-          "                        cosine, l1, hamming (u8 and i8 data, nn_descent)\n"
+          "                        cosine, l1 (not ivf_pq), hamming (u8 and i8 data,\n"
+          "                        nn_descent)\n"
           "  -o, --output GRAPH    the graph file to write (required)\n"
           "      --rows A:B        use only rows A to B-1 of DATASET (':1000', '500:')\n"
           "      --compress        store the graph sections zstd-compressed\n"
@@ -339,20 +345,14 @@ static int resolve_algo(const char *name, const struct graph_algo **out)
     if (name == NULL)
         name = "nn_descent";
     if (ann_algo_parse(name, &a) != ANN_OK)
-        return cli_usage_error("unknown --algo '%s' (available: nn_descent, brute_force)", name);
+        return cli_usage_error("unknown --algo '%s' (available: nn_descent, brute_force, ivf_pq)", name);
     for (size_t i = 0; i < N_GRAPH_ALGOS; i++)
         if (graph_algos[i].algo == a) {
             *out = &graph_algos[i];
             return 0;
         }
-    for (size_t i = 0; i < sizeof missing_algos / sizeof missing_algos[0]; i++)
-        if (missing_algos[i] == a) {
-            cli_error("--algo %s: not available in this build (available: nn_descent, brute_force)",
-                      ann_algo_name(a));
-            return CLI_EXIT_UNAVAILABLE;
-        }
     return cli_usage_error("--algo %s makes indexes, not graphs; use annbuild "
-                           "(anngraph takes: nn_descent, brute_force)",
+                           "(anngraph takes: nn_descent, brute_force, ivf_pq)",
                            ann_algo_name(a));
 }
 
@@ -360,12 +360,25 @@ static int resolve_algo(const char *name, const struct graph_algo **out)
 /* Build                                                               */
 /* ------------------------------------------------------------------ */
 
+/* Library messages: level 0 is a warning (shown unless -q), 1 info (-v), 2 debug (-vv). */
+static void on_library_log(void *user, int level, const char *msg)
+{
+    (void)user;
+    if (level <= 0)
+        cli_warn("%s", msg);
+    else if (level == 1)
+        cli_info("%s", msg);
+    else
+        cli_debug("%s", msg);
+}
+
 static int run_build(const struct graph_opts *o, const struct opt_table *t, const cli_common *co)
 {
     const struct graph_algo *ga = NULL;
     union {
         ann_nn_descent_params nnd;
         ann_knn_graph_params knn;
+        ann_ivf_pq_graph_params ivf_pq;
     } params;
     ann_graph *g = NULL;
     ann_matrix data;
@@ -392,13 +405,31 @@ static int run_build(const struct graph_opts *o, const struct opt_table *t, cons
     }
     if ((rc = apply_params(t, ga, &params)) != 0)
         goto done;
+    if (ga->check != NULL) {
+        ann_clear_error();
+        if ((s = ga->check(&params)) != ANN_OK) {
+            /* Parameters that do not go together: a usage error; a metric
+             * or variant the algorithm does not have: unavailable. */
+            if (s == ANN_ERR_INVALID_ARG)
+                rc = cli_usage_error("--algo %s: %s", ga->name, ann_last_error());
+            else
+                rc = cli_report(s, NULL);
+            goto done;
+        }
+    }
     if ((rc = cli_split_spec(o->dataset, path, name)) != 0)
         goto done;
     if ((rc = cli_exec_init(&ex, co)) != 0)
         goto done;
-    if ((rc = cli_mem_check(&o->mem, o->dataset, o->format, o->row_begin, o->row_end, ga->algo, &params,
-                            ex.device)) != 0)
+    ex.log = on_library_log;
+    if (ga->algo == ANN_ALGO_IVF_PQ) {
+        /* annmem has no model of IVF-PQ graph builds yet: nothing to check. */
+        if (o->mem.max_host > 0 || o->mem.max_gpu > 0)
+            cli_warn("--max-host-memory, --max-gpu-memory: no memory model for ivf_pq graphs; not checked");
+    } else if ((rc = cli_mem_check(&o->mem, o->dataset, o->format, o->row_begin, o->row_end, ga->algo, &params,
+                                   ex.device)) != 0) {
         goto done;
+    }
     cli_output_opts oo = {.force = co->force, .binary = true};
     if ((rc = cli_output_open(&out, o->output, &oo)) != 0)
         goto done;

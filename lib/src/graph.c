@@ -1,6 +1,6 @@
 /*
- * graph.c - kNN graph handle: parameters, build (NN-Descent, brute force),
- * evaluation, save/load in the annkit container (man/ann-graph.5):
+ * graph.c - kNN graph handle: parameters, build (NN-Descent, brute force,
+ * IVF-PQ), evaluation, save/load in the annkit container (man/ann-graph.5):
  * header kind = graph, dtype = u32, rows, dim = degree; sections
  * meta (key=value text), ids (rows x degree u32), distances (optional,
  * rows x degree f32).
@@ -15,7 +15,9 @@
 #include "ann/brute_force.h"
 #include "ann/graph.h"
 #include "ann/index.h"
+#include "ann/ivf_pq.h"
 #include "internal.h"
+#include "ivf_pq_internal.h"
 #include "matrix_owner.h"
 #include "backend_ops.h"
 #include "nnd_cpu.h"
@@ -279,6 +281,40 @@ ann_status ann_graph_build(ann_algo algo, const void *params, const ann_matrix *
         g->algo = algo;
         g->metric = p.metric;
         st = exact_rows(data, p.metric, NULL, data->rows, p.graph_degree, ex, g->ids, g->distances);
+        if (st != ANN_OK) {
+            ann_graph_free(g);
+            return st;
+        }
+        *out = g;
+        return ANN_OK;
+    }
+    if (algo == ANN_ALGO_IVF_PQ) {
+        ann_ivf_pq_graph_params p;
+        if (params)
+            p = *(const ann_ivf_pq_graph_params *)params;
+        else
+            ann_ivf_pq_graph_params_init(&p);
+        ann_status st = ann_ivf_pq_graph_params_check(&p);
+        if (st != ANN_OK)
+            return st;
+        if (data->rows <= p.graph_degree)
+            return ann_set_error(ANN_ERR_INVALID_ARG,
+                                 "the dataset has %lld rows: a graph of degree %d needs at least %d rows",
+                                 (long long)data->rows, (int)p.graph_degree, (int)p.graph_degree + 1);
+        if (data->rows > (int64_t)UINT32_MAX)
+            return ann_set_error(ANN_ERR_INVALID_ARG, "ivf_pq: %lld rows exceed the 2^32 - 1 ids of a graph",
+                                 (long long)data->rows);
+        /* CPU only in this version: --device cuda is an error, never a silent fallback. */
+        if (ex->device == ANN_DEVICE_CUDA)
+            return ann_set_error(ANN_ERR_BACKEND_UNAVAILABLE,
+                                 "--device cuda: ivf_pq graphs have no CUDA implementation in this version");
+        ex->used = ANN_DEVICE_CPU;
+        ann_graph *g;
+        if ((st = graph_alloc(data->rows, p.graph_degree, p.return_distances, &g)) != ANN_OK)
+            return st;
+        g->algo = algo;
+        g->metric = p.index.metric;
+        st = ann_ivf_pq_cpu_knn_graph(&p, data, ex, g->ids, g->distances); /* progress, interrupt */
         if (st != ANN_OK) {
             ann_graph_free(g);
             return st;

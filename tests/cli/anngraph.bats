@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # anngraph: exact graphs against the independent oracle of gen_data.c,
-# NN-Descent recall, the shape of every graph (no self, no repeats),
+# NN-Descent and IVF-PQ recall, the shape of every graph (no self, no repeats),
 # duplicate vectors, too few rows, repeatable builds, corrupt graph files,
 # graph <-> matrix round trips through annconvert, --eval, and the errors
 # of the contract.
@@ -138,13 +138,14 @@ at_least() {
     annconvert small.fbin s.txt
     { cat s.txt s.txt; for _ in $(seq 20); do head -1 s.txt; done; } >dup.txt
     annconvert dup.txt dup.fbin
-    for algo in nn_descent brute_force; do
+    for algo in nn_descent brute_force ivf_pq; do
         anngraph --algo "$algo" --graph-degree 12 dup.fbin -o "$algo.knn"
         annconvert --distances "$algo-d.txt" "$algo.knn" "$algo.txt"
         assert_sound_graph "$algo.txt" 12 || fail "--algo $algo"
         # Each row has a twin: the nearest distance is 0 (exact for brute
-        # force; NN-Descent's GEMM distances carry float rounding).
-        awk -v tol="$([ "$algo" = brute_force ] && echo 0 || echo 1e-3)" \
+        # force and IVF-PQ's refined candidates; NN-Descent's GEMM
+        # distances carry float rounding).
+        awk -v tol="$([ "$algo" = nn_descent ] && echo 1e-3 || echo 0)" \
             '$1 > tol { print "row " NR - 1 ": " $1; bad = 1 } END { exit bad }' "$algo-d.txt" || fail "--algo $algo"
         run anngraph --eval --sample 0 "$algo.knn" dup.fbin
         at_least "$(recall_of "$output")" 0.9 || fail "--algo $algo: $output"
@@ -155,7 +156,7 @@ at_least() {
 
 @test "a dataset needs more rows than the degree" {
     annconvert --rows :16 small.fbin s16.fbin
-    for algo in nn_descent brute_force; do
+    for algo in nn_descent brute_force ivf_pq; do
         run --separate-stderr anngraph --algo "$algo" --graph-degree 16 s16.fbin -o g.knn
         assert_failure 1
         [ -z "$output" ]
@@ -287,9 +288,15 @@ assert 0.9 <= o["recall"] <= 1 and o["seconds"] >= 0, o
     assert_success
     for o in --algo --metric --output --rows --compress --format --eval --sample --json \
         --graph-degree --intermediate-graph-degree --max-iterations --termination-threshold \
-        --return-distances --dist-comp-dtype; do
+        --return-distances --dist-comp-dtype --refine-ratio --n-lists --n-probes --pq-dim --pq-bits \
+        --kmeans-n-iters --kmeans-trainset-fraction --max-train-points-per-pq-code --codebook-kind \
+        --force-random-rotation; do
         assert_output --partial -- "$o"
     done
+    assert_output --partial "ivf_pq parameters (with --algo ivf_pq):"
+    assert_output --partial "1..64, default 2"
+    assert_output --partial "0..8, default 0"
+    assert_output --partial "per_subspace|per_cluster, default per_subspace"
     assert_output --partial "1..1024, default 64"
     assert_output --partial "1..1024, default 128"
     assert_output --partial "0..1000, default 20"
@@ -319,9 +326,10 @@ assert 0.9 <= o["recall"] <= 1 and o["seconds"] >= 0, o
     run -2 anngraph --eval --graph-degree 8 mid.knn mid.fbin
     run -2 anngraph --eval mid.knn
     [ ! -e g.knn ]
-    run --separate-stderr anngraph --algo ivf_pq small.fbin -o g.knn
+    # A variant of an algorithm that this version does not have: 3.
+    run --separate-stderr anngraph --algo ivf_pq --codebook-kind per_cluster small.fbin -o g.knn
     assert_failure 3
-    [[ "$stderr" == "anngraph: --algo ivf_pq: not available in this build"* ]] || fail "stderr: $stderr"
+    [[ "$stderr" == "anngraph: "*"per_cluster"*"not available"* ]] || fail "stderr: $stderr"
     [ ! -e g.knn ]
 }
 
@@ -423,4 +431,94 @@ assert 0.9 <= o["recall"] <= 1 and o["seconds"] >= 0, o
     [ ! -e g.knn ] || fail "a graph was written"
     run anngraph --max-gpu-memory much mid.fbin -o g.knn
     assert_failure 2
+}
+
+@test "IVF-PQ graphs reach recall 0.9, with the preset and with 4-bit codes in several lists" {
+    run --separate-stderr anngraph -v --algo ivf_pq --graph-degree 16 mid.fbin -o pq.knn
+    assert_success
+    [ -z "$output" ] || fail "stdout: $output"
+    # -v: the resolved preset (3000 x 16: one list, 8-bit codes, 16 subspaces) and the self-included ratio.
+    [[ "$stderr" == *"n_lists 1, pq_dim 16 x 1 (rot_dim 16, no rotation), pq_bits 8"* ]] || fail "stderr: $stderr"
+    [[ "$stderr" == *"32 candidates per row"* ]] || fail "stderr: $stderr"
+    [[ "$stderr" == *"self-included ratio 1.0000"* ]] || fail "stderr: $stderr"
+    run anngraph --eval --sample 0 pq.knn mid.fbin
+    at_least "$(recall_of "$output")" 0.9 || fail "$output"
+    annconvert --distances pq_d.txt pq.knn pq.txt
+    assert_sound_graph pq.txt 16
+    # Exact distances, ascending.
+    awk '{ for (j = 2; j <= NF; j++) if ($j < $(j - 1)) { print NR ": not ascending"; bad = 1 } } END { exit bad }' pq_d.txt
+    run annconvert --info pq.knn
+    assert_line "algorithm: ivf_pq"
+    assert_line "dim: 16"
+    # 4-bit codes, a random rotation (12 subspaces of 2: rot_dim 24 > 16), 6 lists of which 2 are searched.
+    anngraph --algo ivf_pq --graph-degree 16 --pq-bits 4 --pq-dim 12 --n-lists 6 --n-probes 2 \
+        --refine-ratio 3 mid.fbin -o pq4.knn
+    run anngraph --eval --sample 0 pq4.knn mid.fbin
+    at_least "$(recall_of "$output")" 0.9 || fail "4-bit: $output"
+    annconvert pq4.knn pq4.txt
+    assert_sound_graph pq4.txt 16
+}
+
+@test "IVF-PQ graphs for every metric are sound, with the stored metric and distances" {
+    for m in euclidean inner_product cosine; do
+        anngraph --algo ivf_pq --graph-degree 10 --metric "$m" small.fbin -o "$m.knn"
+        annconvert --distances "$m-d.txt" "$m.knn" "$m.txt"
+        assert_sound_graph "$m.txt" 10 || fail "--metric $m"
+        run annconvert --info "$m.knn"
+        assert_line "metric: $m"
+        run anngraph --eval --sample 0 "$m.knn" small.fbin
+        at_least "$(recall_of "$output")" "$([ "$m" = inner_product ] && echo 0.7 || echo 0.9)" || fail "--metric $m: $output"
+    done
+    # inner_product: larger is better, each row descending.
+    awk '{ for (j = 2; j <= NF; j++) if ($j > $(j - 1)) { print NR ": not descending"; bad = 1 } } END { exit bad }' inner_product-d.txt
+    # The exact graph's distances: the same as brute force's where the ids agree.
+    anngraph --algo brute_force --graph-degree 10 --metric euclidean small.fbin -o bf.knn
+    annconvert --distances bf-d.txt bf.knn bf.txt
+    paste -d '|' euclidean.txt euclidean-d.txt bf.txt bf-d.txt | awk -F'|' '{
+        split($1, a, " "); split($2, ad, " "); split($3, b, " "); split($4, bd, " ");
+        for (i = 1; i <= 10; i++) for (j = 1; j <= 10; j++)
+            if (a[i] == b[j] && ad[i] != bd[j]) { print NR ": id " a[i] ": " ad[i] " vs " bd[j]; bad = 1 } }
+        END { exit bad }'
+}
+
+@test "IVF-PQ: the same seed gives the same file, whatever the threads; --return-distances false" {
+    anngraph --algo ivf_pq --threads 2 --seed 5 --graph-degree 8 --pq-bits 4 --n-lists 3 mid.fbin -o a.knn
+    anngraph --algo ivf_pq --threads 2 --seed 5 --graph-degree 8 --pq-bits 4 --n-lists 3 mid.fbin -o b.knn
+    anngraph --algo ivf_pq --threads 1 --seed 5 --graph-degree 8 --pq-bits 4 --n-lists 3 mid.fbin -o c.knn
+    cmp a.knn b.knn
+    cmp a.knn c.knn
+    anngraph --algo ivf_pq --return-distances false --graph-degree 8 small.fbin -o nd.knn
+    run annconvert --info nd.knn
+    assert_line "sections: 2"
+    # There is no memory model of IVF-PQ graphs: a limit is not checked, and says so.
+    run --separate-stderr anngraph --algo ivf_pq --max-host-memory 1K --graph-degree 8 small.fbin -o m.knn
+    assert_success
+    [[ "$stderr" == *"no memory model for ivf_pq graphs; not checked"* ]] || fail "stderr: $stderr"
+}
+
+@test "IVF-PQ parameter errors: usage 2, data 1, unavailable 3, nothing written" {
+    for bad in "--pq-bits 3" "--pq-bits 9" "--refine-ratio 0.5" "--n-probes -1" "--pq-dim 9000" \
+        "--kmeans-trainset-fraction 2" "--codebook-kind kmeans" "--force-random-rotation maybe" \
+        "--max-iterations 3" "--intermediate-graph-degree 32"; do
+        run --separate-stderr anngraph --algo ivf_pq $bad small.fbin -o g.knn
+        [ "$status" -eq 2 ] || fail "$bad: status $status: $stderr"
+        [[ "$stderr" == "anngraph: "* ]] || fail "$bad: $stderr"
+    done
+    run --separate-stderr anngraph --algo ivf_pq --pq-bits 3 small.fbin -o g.knn
+    [[ "$stderr" == *"pq_bits = 3"*"0 (auto) or 4 to 8"* ]] || fail "stderr: $stderr"
+    run --separate-stderr anngraph --algo ivf_pq --max-iterations 3 small.fbin -o g.knn
+    [[ "$stderr" == *"does not apply to --algo ivf_pq"* ]] || fail "stderr: $stderr"
+    run -2 anngraph --n-lists 4 small.fbin -o g.knn
+    assert_output --partial "does not apply to --algo nn_descent"
+    for m in l1 hamming; do
+        run --separate-stderr anngraph --algo ivf_pq --metric "$m" small.fbin -o g.knn
+        [ "$status" -eq 3 ] || fail "--metric $m: status $status: $stderr"
+        [[ "$stderr" == *"metric $m is not supported"* ]] || fail "--metric $m: $stderr"
+    done
+    # More lists than rows: a property of the data, status 1, the file named.
+    run --separate-stderr anngraph --algo ivf_pq --graph-degree 8 --n-lists 301 small.fbin -o g.knn
+    assert_failure 1
+    [[ "$stderr" == "anngraph: 'small.fbin': "*"n_lists = 301 exceeds the 300 rows"* ]] || fail "stderr: $stderr"
+    [ ! -e g.knn ]
+    assert_no_temporaries
 }

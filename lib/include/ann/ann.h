@@ -8,9 +8,10 @@
  *   ann/index.h        index handle: build, extend, search, save, load
  *   ann/brute_force.h  exact search parameters
  *   ann/ivf_flat.h     IVF-Flat parameters
+ *   ann/ivf_pq.h       IVF-PQ parameters and the kNN-graph preset
  *   ann/cagra.h        CAGRA graph index: parameters, build from a graph, optimize, cuVS files
  *   ann/recall.h       recall@k (id intersection and the ann-benchmarks distance rule)
- *   ann/graph.h        kNN graphs: NN-Descent, brute force, evaluation, graph files
+ *   ann/graph.h        kNN graphs: NN-Descent, brute force, IVF-PQ, evaluation, graph files
  *   ann/memory.h       memory-footprint model (annmem, checks before builds)
  */
 #ifndef ANN_ANN_H_19c0de
@@ -23,6 +24,7 @@
 #include "ann/index.h"
 #include "ann/brute_force.h"
 #include "ann/ivf_flat.h"
+#include "ann/ivf_pq.h"
 #include "ann/cagra.h"
 #include "ann/recall.h"
 #include "ann/graph.h"

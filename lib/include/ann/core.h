@@ -204,7 +204,7 @@ const char *ann_device_name(ann_device d);
  */
 typedef void (*ann_progress_fn)(void *user, const char *phase, int64_t done, int64_t total);
 
-/** Log message from the library at verbosity @p level (1 = info, 2 = debug). */
+/** Log message from the library at verbosity @p level (0 = warning, 1 = info, 2 = debug). */
 typedef void (*ann_log_fn)(void *user, int level, const char *msg);
 
 /**

@@ -1,6 +1,6 @@
 /*
  * ann/graph.h - all-neighbours kNN graphs: build (NN-Descent, brute
- * force), evaluate, save and load (man/ann-graph.5).
+ * force, IVF-PQ), evaluate, save and load (man/ann-graph.5).
  *
  * A graph holds, for each of `rows` vectors, the ids of its `degree`
  * nearest other vectors (uint32, best first; never the row itself, never
@@ -54,7 +54,7 @@ const ann_param_desc *ann_knn_graph_param_table(size_t *n);
 
 /** A kNN graph.  Arrays are owned by the graph (or mapped from its file). */
 typedef struct ann_graph {
-    ann_algo algo;          /**< ANN_ALGO_NN_DESCENT or ANN_ALGO_BRUTE_FORCE (or NONE: imported) */
+    ann_algo algo;          /**< ANN_ALGO_NN_DESCENT, ANN_ALGO_BRUTE_FORCE, ANN_ALGO_IVF_PQ (NONE: imported) */
     ann_metric metric;
     int64_t rows;
     int32_t degree;
@@ -66,7 +66,8 @@ typedef struct ann_graph {
 /**
  * Build a graph of @p data (rows x dim, f32/f16/i8/u8, host) with @p algo
  * (ANN_ALGO_NN_DESCENT with ann_nn_descent_params, ANN_ALGO_BRUTE_FORCE
- * with ann_knn_graph_params; NULL params = defaults).
+ * with ann_knn_graph_params, ANN_ALGO_IVF_PQ with ann_ivf_pq_graph_params
+ * of ann/ivf_pq.h; NULL params = defaults).
  *
  * NN-Descent (Dong, Moses, Li, WWW 2011; GNND, Wang et al., CIKM 2021;
  * notes/algorithms.md section 5): the initial graph is each row's nearest
@@ -77,10 +78,23 @@ typedef struct ann_graph {
  * (one small GEMM per row), inserting closer pairs into both rows.
  * --seed makes a build repeatable for a given thread count.
  *
+ * IVF-PQ (Jegou, Douze, Schmid, TPAMI 2011; notes/algorithms.md 4.3,
+ * CAGRA's build_knn_graph): every row is searched in an IVF-PQ index of
+ * the dataset for ceil(graph_degree x refine_ratio) candidates (at
+ * least graph_degree + 1), which are re-ranked with exact distances; the
+ * row itself is dropped.  CPU only: ex->device CUDA gives
+ * ANN_ERR_BACKEND_UNAVAILABLE.  Deterministic for a seed, whatever the
+ * thread count.  ex->log gets the parameters and the self-included
+ * ratio (level 1), and a warning (level 0) when it is below 5 %.
+ *
  * Errors: ANN_ERR_INVALID_ARG (rows < 2, degree out of range: the message
- * says the degree and the rows), ANN_ERR_UNSUPPORTED (metric/dtype),
- * ANN_ERR_BACKEND_UNAVAILABLE, ANN_ERR_NOMEM, ANN_ERR_INTERRUPTED.
- * Progress: ex->progress gets ("nn_descent", iteration, max_iterations).
+ * says the degree and the rows; ivf_pq: pq_bits 1 to 3, n_lists > rows),
+ * ANN_ERR_UNSUPPORTED (metric/dtype; ivf_pq: l1, hamming, per_cluster
+ * codebooks), ANN_ERR_BACKEND_UNAVAILABLE, ANN_ERR_NOMEM,
+ * ANN_ERR_INTERRUPTED.
+ * Progress: ex->progress gets ("nn_descent", iteration, max_iterations);
+ * ivf_pq: ("ivf_pq_build", rows encoded, rows), then ("ivf_pq", rows
+ * searched, rows).  Threads: ex->n_threads.
  */
 ann_status ann_graph_build(ann_algo algo, const void *params, const ann_matrix *data, ann_exec *ex,
                            ann_graph **out);

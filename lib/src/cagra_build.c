@@ -53,6 +53,7 @@
 #include "ann/brute_force.h"
 #include "ann/graph.h"
 #include "ann/memory.h"
+#include "ann/ivf_pq.h"
 #include "cagra_internal.h"
 #include "internal.h"
 
@@ -909,21 +910,23 @@ cleanup:
  * (rows x dim, host) -> *out, a rows x @p ideg graph (rows best first,
  * never the row itself) under p->metric, which the caller re-sorts by
  * exact distance and optimises like any other initial graph.
- * Errors: ANN_ERR_UNSUPPORTED until IVF-PQ lands (then those of
- * ann_graph_build()).  Threads and progress: those of ex.
+ * CAGRA's graph-build preset of notes 4.1 (ann_ivf_pq_graph_params with
+ * every auto field left 0), graph_degree ideg; the candidates are refined
+ * with exact distances (refine_ratio 2, ann/ivf_pq.h), so rows come back
+ * in exact order.  euclidean is built as sqeuclidean (same order).
+ * Errors: those of ann_graph_build() (ANN_ERR_UNSUPPORTED for l1 and
+ * hamming, and for --device cuda: IVF-PQ runs on the CPU only).
+ * Threads and progress: those of ex.
  */
 static ann_status initial_graph_ivf_pq(const ann_cagra_params *p, const ann_matrix *data, int32_t ideg,
                                        ann_exec *ex, ann_graph **out)
 {
-    /* TODO(lead): wire ann_graph_build(ANN_ALGO_IVF_PQ) */
-    (void)p;
-    (void)data;
-    (void)ideg;
-    (void)ex;
-    *out = NULL;
-    return ann_set_error(ANN_ERR_UNSUPPORTED,
-                         "cagra: build_algo ivf_pq is not available in this version (use nn_descent, brute_force or "
-                         "iterative, or --graph FILE)");
+    ann_ivf_pq_graph_params gp;
+    ann_ivf_pq_graph_params_init(&gp);
+    gp.index.metric = p->metric == ANN_METRIC_EUCLIDEAN ? ANN_METRIC_SQEUCLIDEAN : p->metric;
+    gp.graph_degree = ideg;
+    gp.return_distances = false;
+    return ann_graph_build(ANN_ALGO_IVF_PQ, &gp, data, ex, out);
 }
 
 /* ------------------------------ auto -------------------------------- */

@@ -86,7 +86,7 @@ typedef enum ann_cagra_build_algo {
     ANN_CAGRA_BUILD_AUTO = 0,        /**< brute_force, nn_descent or ivf_pq, as above */
     ANN_CAGRA_BUILD_NN_DESCENT = 1,  /**< NN-Descent (ann/graph.h) */
     ANN_CAGRA_BUILD_BRUTE_FORCE = 2, /**< exact kNN graph */
-    ANN_CAGRA_BUILD_IVF_PQ = 3,      /**< IVF-PQ kNN graph; not available in this version: ANN_ERR_UNSUPPORTED */
+    ANN_CAGRA_BUILD_IVF_PQ = 3,      /**< IVF-PQ kNN graph (ann/ivf_pq.h, CAGRA preset), CPU only */
     ANN_CAGRA_BUILD_ITERATIVE = 4,   /**< the graph grown by CAGRA search, as above; not with cosine */
 } ann_cagra_build_algo;
 
@@ -170,8 +170,8 @@ const ann_param_desc *ann_cagra_search_param_table(size_t *n);
  * Errors: ANN_ERR_INVALID_ARG (params out of range; fewer than 2 rows:
  * "the dataset has R rows: a CAGRA graph needs at least 2"),
  * ANN_ERR_MISMATCH (knn rows or metric), ANN_ERR_UNSUPPORTED (build_algo
- * ivf_pq, also when auto chose it: the message then says why; build_algo
- * iterative with metric cosine; metric hamming; dtype),
+ * ivf_pq with metric l1 or with ex->device CUDA: IVF-PQ runs on the CPU
+ * only; build_algo iterative with metric cosine; metric hamming; dtype),
  * ANN_ERR_BACKEND_UNAVAILABLE (e.g. iterative with ex->device CUDA and no
  * CUDA CAGRA search), ANN_ERR_NOMEM, ANN_ERR_INTERRUPTED.
  * Threads: ex->n_threads OpenMP threads.  Progress: ex->progress gets

@@ -314,5 +314,7 @@ ann_status cu_kmeans_predict(ann_metric metric, const float *centers, int32_t n_
                              int n_threads, int32_t *labels);
 ann_status cu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *data, int n_threads, uint64_t seed,
                          uint32_t *ids, float *dist);
+ann_status cu_cagra_search(const ann_cagra_view *ix, const ann_cagra_search_params *p, const ann_matrix *q,
+                           int64_t k, int n_threads, int64_t *ids, float *dist);
 
 #endif

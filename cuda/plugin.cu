@@ -72,6 +72,8 @@ bool cu_supports(ann_op op, ann_dtype dtype, ann_metric metric)
         if (metric == ANN_METRIC_HAMMING) /* bitwise hamming: bytes */
             return dtype == ANN_DTYPE_U8 || dtype == ANN_DTYPE_I8;
         return cu_dtype_ok(dtype) && (cu_metric_ok(metric) || metric == ANN_METRIC_L1);
+    case ANN_OP_CAGRA_SEARCH: /* cagra_cuda.cu: the CPU's metrics but hamming */
+        return cu_dtype_ok(dtype) && (cu_metric_ok(metric) || metric == ANN_METRIC_L1);
     }
     return false;
 }
@@ -97,6 +99,7 @@ const ann_backend_ops kCudaOps = {
     cu_kmeans_predict,
     cu_cache_free,
     cu_nn_descent,
+    cu_cagra_search,
 };
 
 } // namespace

@@ -17,16 +17,27 @@
  *    recall on the first 100k rows for the speed ratio at equal size
  *    (plus the CPU time scaled linearly to all rows against the CUDA
  *    time, an estimate).
+ *  - CAGRA (graph degree 32, intermediate 64): built with --device cuda
+ *    (NN-Descent on CUDA; exact re-sort and optimize on the CPU, all
+ *    cores), build seconds reported; exact neighbours by brute force on
+ *    CUDA; a sweep of (itopk_size, search_width) searched on CUDA (all
+ *    queries in one call, so batch = queries = 10000 by default,
+ *    algorithm auto) and on the CPU (all cores): QPS and recall@10 per
+ *    setting, then for recall 0.90, 0.95 and 0.99 the QPS of each device
+ *    on its recall/QPS frontier (linear interpolation between the frontier
+ *    points around the target; "not reached" when no setting gets there)
+ *    and the CUDA/CPU ratio.
  * Output: one line per figure, "bench NAME VALUE UNIT".  Exits 77 when the
  * CUDA backend cannot run.
  *
  * Environment: ANNKIT_BENCH_ROWS, ANNKIT_BENCH_QUERIES override the sizes;
  * ANNKIT_BENCH_SKIP_CPU_BUILD=1 skips the CPU IVF build;
  * ANNKIT_BENCH_NND_CPU_ROWS (default 100000) sizes the NN-Descent subset
- * (0 skips it); ANNKIT_BENCH_ONLY=search or =nnd runs only the search or
- * only the NN-Descent figures.
+ * (0 skips it); ANNKIT_BENCH_ONLY=search, =nnd or =cagra runs only the
+ * search, the NN-Descent or the CAGRA figures.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +296,121 @@ static void bench_nnd(const ann_matrix *data)
     }
 }
 
+/* One CAGRA sweep point. */
+typedef struct cagra_point {
+    int itopk, sw;
+    double recall, qps;
+} cagra_point;
+
+/*
+ * QPS at @p target recall on the recall/QPS frontier of pts[0 .. n): the
+ * best QPS among points with recall >= target, raised by linear
+ * interpolation (in recall) towards the fastest point below the target
+ * when that one is faster.  Returns -1 when no point reaches the target.
+ */
+static double qps_at(const cagra_point *pts, int n, double target)
+{
+    double best_hi = -1, r_hi = 0, best_lo = -1, r_lo = 0;
+    for (int i = 0; i < n; i++) {
+        if (pts[i].recall >= target) {
+            if (pts[i].qps > best_hi) {
+                best_hi = pts[i].qps;
+                r_hi = pts[i].recall;
+            }
+        } else if (pts[i].qps > best_lo) {
+            best_lo = pts[i].qps;
+            r_lo = pts[i].recall;
+        }
+    }
+    if (best_hi < 0)
+        return -1;
+    if (best_lo > best_hi && r_hi > r_lo)
+        return best_hi + (best_lo - best_hi) * (r_hi - target) / (r_hi - r_lo);
+    return best_hi;
+}
+
+/* CAGRA on CUDA and the CPU (the figures listed at the top). */
+static void bench_cagra(const ann_matrix *data_, const ann_matrix *q_, int64_t k)
+{
+    static const int sweep[][2] = {{32, 1}, {64, 1}, {96, 1}, {128, 1}, {192, 1}, {256, 1}, {384, 1}, {512, 1},
+                                   {64, 2}, {128, 2}, {128, 4}, {256, 4}};
+    enum { NS = sizeof sweep / sizeof sweep[0] };
+    static const double targets[] = {0.90, 0.95, 0.99};
+    const ann_matrix data = *data_, q = *q_;
+    const int64_t nq = q.rows;
+    int64_t *truth = malloc((size_t)nq * k * 8), *ids = malloc((size_t)nq * k * 8);
+    float *dist = malloc((size_t)nq * k * 4);
+    cagra_point gpu[NS], cpu[NS];
+    ann_exec ex;
+
+    /* exact neighbours */
+    ann_brute_force_params bp;
+    ann_brute_force_params_init(&bp);
+    ann_index *bf = NULL;
+    ann_exec_init(&ex);
+    ex.device = ANN_DEVICE_CPU;
+    if (ann_index_build(ANN_ALGO_BRUTE_FORCE, &bp, &data, &ex, &bf) != ANN_OK)
+        die("brute-force build");
+    time_search(bf, NULL, &q, k, ANN_DEVICE_CUDA, 1, truth, dist);
+    ann_index_free(bf);
+
+    /* build: NN-Descent on CUDA, re-sort and optimize on the CPU */
+    ann_cagra_params cp;
+    ann_cagra_params_init(&cp);
+    cp.graph_degree = 32;
+    cp.intermediate_graph_degree = 64;
+    cp.build_algo = ANN_CAGRA_BUILD_NN_DESCENT;
+    ann_index *ix = NULL;
+    ann_exec_init(&ex);
+    ex.device = ANN_DEVICE_CUDA;
+    double t0 = now();
+    if (ann_index_build(ANN_ALGO_CAGRA, &cp, &data, &ex, &ix) != ANN_OK)
+        die("cagra build (NN-Descent on CUDA)");
+    printf("bench cagra_build_time %.2f s (NN-Descent on CUDA, optimize on the CPU; degree 32, intermediate 64)\n",
+           now() - t0);
+    fflush(stdout);
+
+    ann_matrix q100 = q;
+    q100.rows = nq < 100 ? nq : 100;
+    ann_cagra_search_params sp;
+    ann_cagra_search_params_init(&sp);
+    t0 = now();
+    time_search(ix, &sp, &q100, k, ANN_DEVICE_CUDA, 1, ids, dist); /* uploads the index */
+    printf("bench cagra_cuda_first_call %.3f s (index upload)\n", now() - t0);
+    for (int i = 0; i < NS; i++) {
+        ann_cagra_search_params_init(&sp);
+        sp.itopk_size = sweep[i][0];
+        sp.search_width = sweep[i][1];
+        const double tg = time_search(ix, &sp, &q, k, ANN_DEVICE_CUDA, 3, ids, dist);
+        gpu[i] = (cagra_point){sweep[i][0], sweep[i][1], recall_vs(ids, truth, nq, k), (double)nq / tg};
+        const double tc = time_search(ix, &sp, &q, k, ANN_DEVICE_CPU, 1, ids, dist);
+        cpu[i] = (cagra_point){sweep[i][0], sweep[i][1], recall_vs(ids, truth, nq, k), (double)nq / tc};
+        printf("bench cagra_itopk%d_sw%d_cuda_qps %.0f qps (recall@10 %.4f)\n", sweep[i][0], sweep[i][1], gpu[i].qps,
+               gpu[i].recall);
+        printf("bench cagra_itopk%d_sw%d_cpu_qps %.0f qps (recall@10 %.4f)\n", sweep[i][0], sweep[i][1], cpu[i].qps,
+               cpu[i].recall);
+        fflush(stdout);
+    }
+    for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
+        const double g = qps_at(gpu, NS, targets[t]), c = qps_at(cpu, NS, targets[t]);
+        if (g > 0)
+            printf("bench cagra_cuda_qps_at_%.2f %.0f qps\n", targets[t], g);
+        else
+            printf("bench cagra_cuda_qps_at_%.2f not reached\n", targets[t]);
+        if (c > 0)
+            printf("bench cagra_cpu_qps_at_%.2f %.0f qps\n", targets[t], c);
+        else
+            printf("bench cagra_cpu_qps_at_%.2f not reached\n", targets[t]);
+        if (g > 0 && c > 0)
+            printf("bench cagra_speedup_at_%.2f %.1f x (cuda / cpu)\n", targets[t], g / c);
+    }
+    fflush(stdout);
+    ann_index_free(ix);
+    free(truth);
+    free(ids);
+    free(dist);
+}
+
 int main(void)
 {
     ann_device got;
@@ -307,10 +433,13 @@ int main(void)
     ann_matrix data = ann_matrix_view(x, n, d, ANN_DTYPE_F32);
     ann_matrix q = ann_matrix_view(qv, nq, d, ANN_DTYPE_F32);
     const char *only = getenv("ANNKIT_BENCH_ONLY");
-    if (!(only && strcmp(only, "nnd") == 0))
+    const bool all = !(only && *only);
+    if (all || strcmp(only, "search") == 0)
         bench_search(&data, &q, k);
-    if (!(only && strcmp(only, "search") == 0))
+    if (all || strcmp(only, "nnd") == 0)
         bench_nnd(&data);
+    if (all || strcmp(only, "cagra") == 0)
+        bench_cagra(&data, &q, k);
     free(x);
     free(qv);
     return 0;

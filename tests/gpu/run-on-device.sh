@@ -10,9 +10,14 @@
 #          tests/bench_gpu and cuda/annkit-cuda.so (default: build).
 # Logs go to $OUT (when set, e.g. on the lent device machine) or to BUILDDIR.
 # The consistency test includes the NN-Descent graphs (CPU builds of 20000
-# rows: about a minute on 16 cores); the benchmark's NN-Descent part builds
-# 1M-row graphs on CUDA and 100k-row ones on both backends.  Environment
-# passes through: ANNKIT_GPU_TEST_ONLY=search|nnd, ANNKIT_BENCH_ONLY=search|nnd.
+# rows: about a minute on 16 cores) and the CAGRA searches (indexes built on
+# the CPU, each setting searched on both backends: well under a minute); the
+# benchmark's NN-Descent part builds 1M-row graphs on CUDA and 100k-row ones
+# on both backends, and its CAGRA part builds a 1M-row index (NN-Descent on
+# CUDA, optimize on the CPU) and sweeps itopk / search_width on both
+# backends (a few minutes).  Environment passes through:
+# ANNKIT_GPU_TEST_ONLY=search|nnd|cagra, ANNKIT_BENCH_ONLY=search|nnd|cagra,
+# e.g. ANNKIT_GPU_TEST_ONLY=cagra ANNKIT_BENCH_ONLY=cagra for CAGRA alone.
 # Exit status: that of the consistency test (0 pass, 1 fail, 77 skipped),
 # or 2 for a usage error or missing binaries; a failing benchmark makes it 1.
 set -u

@@ -35,14 +35,35 @@
  *    built twice on CUDA and whether the two are identical is printed
  *    (information only: the CUDA build is deterministic in practice, not
  *    by contract).
+ *  - CAGRA search (ann/cagra.h, cuda/cagra_cuda.cu): indexes built on the
+ *    CPU (graph degree 32, intermediate 64) from seeded clustered data:
+ *    20000 x 64 f32 for sqeuclidean, inner_product and cosine, 5000 x 64
+ *    for f32 euclidean and L1, u8 (sqeuclidean, inner_product, cosine),
+ *    i8 and f16, and a 50-row set searched with k = 64 (padding).  Each
+ *    setting runs on the CPU and on CUDA with equal parameters: single_cta,
+ *    multi_cta and multi_kernel, itopk 32..256, search_width 1..4,
+ *    team_size 4..32, small and hash visited tables, several random
+ *    trials, batches (max_queries), an explicit block size, k = 100, auto,
+ *    and a filter that keeps about 70 % of the rows.  Checked: recall@k
+ *    against the exact (filtered) neighbours within 0.005 of the CPU's
+ *    (multi_cta and auto, whose traversal differs: at most 0.005 below);
+ *    every id in range and unique per query, no filtered row, empty slots
+ *    -1 with the worst distance, results in order, distances equal to
+ *    exact recomputed ones (1e-4 x max(1, |d|)); single_cta and
+ *    multi_kernel on integer data with L2 or inner product (keys
+ *    bit-identical on both backends, same seeds and traversal) return
+ *    exactly the CPU's ids and distances for every query (elsewhere the
+ *    share of identical queries is printed); a repeated single_cta search
+ *    (device cache reused) returns the same bytes.
  * Prints one line per check; exits 77 (skipped) when the CUDA backend
  * cannot run here (no plugin, no driver or no GPU), 1 on any failure.
  *
  * Environment: ANNKIT_CUDA_PLUGIN names the plugin (meson sets it);
  * ANNKIT_GPU_TEST_QUICK=1 runs f32 and u8 only; ANNKIT_GPU_TEST_SELF=1
  * runs the "CUDA" side on the CPU too (checks the harness itself on a
- * machine without a GPU); ANNKIT_GPU_TEST_ONLY=search or =nnd runs only
- * the search / k-means checks or only the NN-Descent ones.
+ * machine without a GPU); ANNKIT_GPU_TEST_ONLY=search, =nnd or =cagra
+ * runs only the search / k-means checks, only the NN-Descent ones or only
+ * the CAGRA ones (quick mode: the main CAGRA set and the u8 one).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -481,20 +502,13 @@ static double elem(const ann_matrix *x, int64_t i, int64_t j)
     }
 }
 
-/* Exact distance of rows a and b in the returned convention of m (double). */
-static double exact_dist(const ann_matrix *x, ann_metric m, int64_t a, int64_t b)
+/* Exact distance of data row b to query row a of q (same dtype and dim) in the returned convention of m. */
+static double exact_dist_q(const ann_matrix *x, const ann_matrix *q, ann_metric m, int64_t b, int64_t a)
 {
     const int64_t d = x->cols;
     double s = 0, aa = 0, bb = 0;
-    if (m == ANN_METRIC_HAMMING) {
-        const uint8_t *p = ann_matrix_row(x, a), *q = ann_matrix_row(x, b);
-        int c = 0;
-        for (int64_t j = 0; j < d; j++)
-            c += __builtin_popcount((unsigned)(p[j] ^ q[j]));
-        return c;
-    }
     for (int64_t j = 0; j < d; j++) {
-        const double u = elem(x, a, j), v = elem(x, b, j);
+        const double u = elem(q, a, j), v = elem(x, b, j);
         switch (m) {
         case ANN_METRIC_L1: s += fabs(u - v); break;
         case ANN_METRIC_INNER_PRODUCT: s += u * v; break;
@@ -511,6 +525,19 @@ static double exact_dist(const ann_matrix *x, ann_metric m, int64_t a, int64_t b
     if (m == ANN_METRIC_COSINE)
         return aa > 0 && bb > 0 ? 1 - s / (sqrt(aa) * sqrt(bb)) : 1;
     return s;
+}
+
+/* Exact distance of rows a and b in the returned convention of m (double). */
+static double exact_dist(const ann_matrix *x, ann_metric m, int64_t a, int64_t b)
+{
+    if (m == ANN_METRIC_HAMMING) {
+        const uint8_t *p = ann_matrix_row(x, a), *q = ann_matrix_row(x, b);
+        int c = 0;
+        for (int64_t j = 0; j < x->cols; j++)
+            c += __builtin_popcount((unsigned)(p[j] ^ q[j]));
+        return c;
+    }
+    return exact_dist_q(x, x, m, b, a);
 }
 
 /* The sample rows of a check: every (rows / count)-th row. */
@@ -738,6 +765,308 @@ static void check_nnd_all(bool all)
     }
 }
 
+/* ------------------------------- CAGRA -------------------------------- */
+
+/* One CAGRA search setting (ann_cagra_search_params fields; 0 = default). */
+typedef struct cagra_case {
+    const char *label;
+    int32_t algo;         /* ann_cagra_search_algo */
+    int32_t itopk, sw, team, hashmap, max_queries, nrs, block;
+    bool filtered;        /* search with the set's filter */
+    int64_t k;
+} cagra_case;
+
+/* A CAGRA index and what its checks share. */
+typedef struct cagra_set {
+    const char *name;
+    ann_metric metric;
+    const ann_matrix *data, *q;
+    ann_index *ix, *bf;   /* CAGRA (built on the CPU) and brute force for the truth */
+    uint32_t *bits;       /* filter: about 70 % of the rows kept */
+    int64_t n_bits;
+    bool exact_keys;      /* integer data with L2 or inner product: keys bit-identical on both backends */
+} cagra_set;
+
+static const char *cagra_algo_name(int32_t a)
+{
+    return a == ANN_CAGRA_SEARCH_SINGLE_CTA ? "single_cta"
+         : a == ANN_CAGRA_SEARCH_MULTI_CTA  ? "multi_cta"
+         : a == ANN_CAGRA_SEARCH_MULTI_KERNEL ? "multi_kernel"
+                                              : "auto";
+}
+
+/* Search (filtered when bits) on dev; false (reported) on error or when another backend ran. */
+static bool search_filtered(const ann_index *ix, const void *sp, const ann_matrix *q, int64_t k, const uint32_t *bits,
+                            int64_t n_bits, ann_device dev, int64_t *ids, float *dist, double *secs, const char *what)
+{
+    if (!bits)
+        return search(ix, sp, q, k, dev, ids, dist, secs, what);
+    ann_exec ex = exec_on(dev);
+    const double t0 = now();
+    const ann_status st = ann_index_search_filtered(ix, sp, q, k, bits, n_bits, &ex, ids, dist);
+    if (secs)
+        *secs = now() - t0;
+    if (st != ANN_OK) {
+        report(false, "%s: filtered search on %s failed: %s", what, ann_device_name(dev), ann_last_error());
+        return false;
+    }
+    if (ex.used != dev) {
+        report(false, "%s: asked for %s, ran on %s", what, ann_device_name(dev), ann_device_name(ex.used));
+        return false;
+    }
+    return true;
+}
+
+static bool bit_kept(const uint32_t *bits, int64_t n_bits, int64_t i)
+{
+    return !bits || (i >= 0 && i < n_bits && ((bits[i >> 5] >> (i & 31)) & 1u));
+}
+
+/*
+ * Defects of CAGRA results (0 = none): ids outside [-1, rows), -1 without
+ * the worst distance, a row twice in one query, a filtered row, results
+ * out of order, distances that differ from the exact ones (recomputed in
+ * double) by more than 1e-4 x max(1, |exact|).  The first few go to stderr.
+ */
+static int64_t cagra_defects(const cagra_set *s, const int64_t *ids, const float *dist, int64_t nq, int64_t k,
+                             const uint32_t *bits, const char *what)
+{
+    const int64_t rows = s->data->rows;
+    const float worst = ann_metric_worst(s->metric);
+    const bool desc = s->metric == ANN_METRIC_INNER_PRODUCT;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < nq; i++) {
+        for (int64_t j = 0; j < k; j++) {
+            const int64_t id = ids[i * k + j];
+            const float d = dist[i * k + j];
+            const char *why = NULL;
+            double e = 0;
+            if (id < -1 || id >= rows)
+                why = "id out of range";
+            else if (id == -1 && d != worst)
+                why = "empty slot without the worst distance";
+            else if (id >= 0 && !bit_kept(bits, s->n_bits, id))
+                why = "filtered row returned";
+            if (!why && id >= 0) {
+                for (int64_t t = 0; t < j; t++)
+                    if (ids[i * k + t] == id)
+                        why = "duplicate";
+                if (!why && j > 0 && ids[i * k + j - 1] >= 0 &&
+                    (desc ? d > dist[i * k + j - 1] : d < dist[i * k + j - 1]))
+                    why = "out of order";
+                if (!why) {
+                    e = exact_dist_q(s->data, s->q, s->metric, id, i);
+                    if (fabs(d - e) > 1e-4 * fmax(1.0, fabs(e)))
+                        why = "distance differs from the exact one";
+                }
+            }
+            if (why && bad++ < 3)
+                fprintf(stderr, "  %s: query %lld rank %lld id %lld distance %.9g (exact %.9g): %s\n", what,
+                        (long long)i, (long long)j, (long long)id, d, e, why);
+        }
+    }
+    return bad;
+}
+
+/*
+ * One setting on one set: CPU and CUDA with equal parameters; recall@k
+ * against the exact (filtered) neighbours within 0.005 (multi_cta, and
+ * auto, which may pick it: at most 0.005 below the CPU's, since its
+ * traversal differs), no defects, and for single_cta / multi_kernel on
+ * integer data (bit-identical keys) the CPU's exact ids and distances for
+ * every query; elsewhere the share of identical queries is printed.
+ */
+static void check_cagra_case(const cagra_set *s, const cagra_case *c)
+{
+    char what[200];
+    const int64_t nq = s->q->rows, k = c->k;
+    ann_cagra_search_params sp;
+    ann_cagra_search_params_init(&sp);
+    sp.algo = c->algo;
+    if (c->itopk)
+        sp.itopk_size = c->itopk;
+    if (c->sw)
+        sp.search_width = c->sw;
+    sp.team_size = c->team;
+    sp.hashmap_mode = c->hashmap;
+    sp.max_queries = c->max_queries;
+    sp.thread_block_size = c->block;
+    if (c->nrs)
+        sp.num_random_samplings = c->nrs;
+    snprintf(what, sizeof what, "cagra %s %s %s%s itopk=%d sw=%d team=%d k=%lld%s%s", s->name,
+             ann_metric_name(s->metric), cagra_algo_name(c->algo), c->filtered ? " filtered" : "",
+             (int)sp.itopk_size, (int)sp.search_width, (int)sp.team_size, (long long)k, c->label ? " " : "",
+             c->label ? c->label : "");
+    const uint32_t *bits = c->filtered ? s->bits : NULL;
+    int64_t *truth = malloc((size_t)nq * k * 8), *ic = malloc((size_t)nq * k * 8), *ig = malloc((size_t)nq * k * 8);
+    float *dd = malloc((size_t)nq * k * 4), *dc = malloc((size_t)nq * k * 4), *dg = malloc((size_t)nq * k * 4);
+    double tc = 0, tg = 0;
+    if (search_filtered(s->bf, NULL, s->q, k, bits, s->n_bits, ANN_DEVICE_CPU, truth, dd, NULL, what) &&
+        search_filtered(s->ix, &sp, s->q, k, bits, s->n_bits, ANN_DEVICE_CPU, ic, dc, &tc, what) &&
+        search_filtered(s->ix, &sp, s->q, k, bits, s->n_bits, other, ig, dg, &tg, what)) {
+        const double rc = recall(ic, truth, nq, k), rg = recall(ig, truth, nq, k);
+        const int64_t bad = cagra_defects(s, ig, dg, nq, k, bits, what);
+        int64_t same = 0;
+        const bool must_match = s->exact_keys && c->algo != ANN_CAGRA_SEARCH_MULTI_CTA && c->algo != ANN_CAGRA_SEARCH_AUTO;
+        for (int64_t i = 0; i < nq; i++)
+            same += memcmp(ic + i * k, ig + i * k, (size_t)k * 8) == 0 &&
+                    (!must_match || memcmp(dc + i * k, dg + i * k, (size_t)k * 4) == 0);
+        const bool one_sided = c->algo == ANN_CAGRA_SEARCH_MULTI_CTA || c->algo == ANN_CAGRA_SEARCH_AUTO;
+        const bool recall_ok = rc >= 0 && rg >= 0 && (one_sided ? rg >= rc - 0.005 : fabs(rg - rc) <= 0.005);
+        report(recall_ok && bad == 0 && (!must_match || same == nq),
+               "%s: recall cpu %.4f cuda %.4f, %s %lld/%lld%s, %lld defects (cpu %.3f s, cuda %.3f s)", what, rc,
+               rg, must_match ? "identical queries" : "queries with the same ids", (long long)same, (long long)nq,
+               must_match ? " (required)" : "", (long long)bad, tc, tg);
+    }
+    free(truth);
+    free(ic);
+    free(ig);
+    free(dd);
+    free(dc);
+    free(dg);
+}
+
+/*
+ * A CAGRA set: n x d rows of dtype dt (seeded clustered data), nq queries,
+ * the index built on the CPU (graph degree 32, intermediate 64), then each
+ * of the n_cases settings checked.
+ */
+static void check_cagra_set(const char *name, ann_dtype dt, ann_metric m, int64_t n, int64_t d, int64_t nq,
+                            uint64_t seed, const cagra_case *cases, size_t n_cases)
+{
+    ann_matrix data = make_matrix(n, d, dt, seed), q = make_matrix(nq, d, dt, seed + 50);
+    cagra_set s;
+    memset(&s, 0, sizeof s);
+    s.name = name;
+    s.metric = m;
+    s.data = &data;
+    s.q = &q;
+    s.exact_keys = (dt == ANN_DTYPE_U8 || dt == ANN_DTYPE_I8) &&
+                   (m == ANN_METRIC_SQEUCLIDEAN || m == ANN_METRIC_EUCLIDEAN || m == ANN_METRIC_INNER_PRODUCT);
+    ann_cagra_params cp;
+    ann_cagra_params_init(&cp);
+    cp.metric = m;
+    cp.graph_degree = 32;
+    cp.intermediate_graph_degree = 64;
+    ann_brute_force_params bp;
+    ann_brute_force_params_init(&bp);
+    bp.metric = m;
+    ann_exec ex = exec_on(ANN_DEVICE_CPU);
+    const double t0 = now();
+    if (ann_index_build(ANN_ALGO_CAGRA, &cp, &data, &ex, &s.ix) != ANN_OK ||
+        ann_index_build(ANN_ALGO_BRUTE_FORCE, &bp, &data, &ex, &s.bf) != ANN_OK) {
+        report(false, "cagra %s %s: build failed: %s", name, ann_metric_name(m), ann_last_error());
+        goto out;
+    }
+    printf("cagra %s %s: %lld x %lld %s, %lld queries, index built on the CPU in %.2f s\n", name,
+           ann_metric_name(m), (long long)n, (long long)d, ann_dtype_name(dt), (long long)nq, now() - t0);
+    s.n_bits = n;
+    s.bits = calloc((size_t)(n + 31) / 32, sizeof(uint32_t));
+    rng = seed * 31 + 5;
+    for (int64_t i = 0; i < n; i++)
+        if (urand() < 0.7)
+            s.bits[i >> 5] |= 1u << (i & 31);
+    for (size_t i = 0; i < n_cases; i++)
+        check_cagra_case(&s, &cases[i]);
+out:
+    ann_index_free(s.ix);
+    ann_index_free(s.bf);
+    free(s.bits);
+    ann_matrix_release(&data);
+    ann_matrix_release(&q);
+}
+
+/* A second single-CTA search (device cache reused) returns the same bytes. */
+static void check_cagra_repeat(void)
+{
+    ann_matrix data = make_matrix(20000, 64, ANN_DTYPE_F32, 61), q = make_matrix(1000, 64, ANN_DTYPE_F32, 62);
+    ann_cagra_params cp;
+    ann_cagra_params_init(&cp);
+    cp.graph_degree = 32;
+    cp.intermediate_graph_degree = 64;
+    ann_exec ex = exec_on(ANN_DEVICE_CPU);
+    ann_index *ix = NULL;
+    const int64_t k = 10, nq = q.rows;
+    int64_t *a = malloc((size_t)nq * k * 8), *b = malloc((size_t)nq * k * 8);
+    float *da = malloc((size_t)nq * k * 4), *db = malloc((size_t)nq * k * 4);
+    ann_cagra_search_params sp;
+    ann_cagra_search_params_init(&sp);
+    sp.algo = ANN_CAGRA_SEARCH_SINGLE_CTA;
+    double t1 = 0, t2 = 0;
+    if (ann_index_build(ANN_ALGO_CAGRA, &cp, &data, &ex, &ix) != ANN_OK) {
+        report(false, "cagra repeat: build failed: %s", ann_last_error());
+    } else if (search(ix, &sp, &q, k, other, a, da, &t1, "cagra repeat") &&
+               search(ix, &sp, &q, k, other, b, db, &t2, "cagra repeat")) {
+        const bool same = memcmp(a, b, (size_t)nq * k * 8) == 0 && memcmp(da, db, (size_t)nq * k * 4) == 0;
+        report(same, "cagra repeat f32 sqeuclidean single_cta: second search %s (first %.3f s with the upload, "
+                     "second %.3f s)", same ? "identical" : "DIFFERS", t1, t2);
+    }
+    ann_index_free(ix);
+    free(a);
+    free(b);
+    free(da);
+    free(db);
+    ann_matrix_release(&data);
+    ann_matrix_release(&q);
+}
+
+static void check_cagra_all(bool all)
+{
+    enum { S = ANN_CAGRA_SEARCH_SINGLE_CTA, M = ANN_CAGRA_SEARCH_MULTI_CTA, K = ANN_CAGRA_SEARCH_MULTI_KERNEL,
+           A = ANN_CAGRA_SEARCH_AUTO, HASH = ANN_CAGRA_HASHMAP_HASH, SMALL = ANN_CAGRA_HASHMAP_SMALL };
+    /* the main set: every algorithm and shape knob */
+    static const cagra_case main_cases[] = {
+        {NULL, S, 0, 0, 0, 0, 0, 0, 0, false, 10},
+        {"small table", S, 128, 2, 8, SMALL, 0, 0, 0, false, 10},
+        {"hash table", S, 256, 4, 16, HASH, 0, 0, 0, false, 10},
+        {"4 trials, batches of 100, block 256", S, 32, 1, 4, 0, 100, 4, 256, false, 10},
+        {NULL, S, 0, 0, 32, 0, 0, 0, 0, false, 100},
+        {NULL, S, 0, 0, 0, 0, 0, 0, 0, true, 10},
+        {NULL, M, 0, 0, 0, 0, 0, 0, 0, false, 10},
+        {NULL, M, 256, 1, 32, 0, 0, 0, 0, false, 10},
+        {"search_width 4", M, 128, 4, 8, 0, 0, 0, 0, false, 10},
+        {NULL, M, 0, 0, 0, 0, 0, 0, 0, true, 10},
+        {NULL, M, 256, 0, 0, 0, 0, 0, 0, false, 100}, /* k near n_cta x 32 would starve multi_cta */
+        {NULL, K, 0, 0, 0, 0, 0, 0, 0, false, 10},
+        {"small table", K, 128, 4, 16, SMALL, 0, 0, 0, false, 10},
+        {NULL, K, 0, 2, 0, 0, 0, 0, 0, true, 10},
+        {"batch 1000 (single_cta)", A, 0, 0, 0, 0, 0, 0, 0, false, 10},
+        {"batches of 64 (multi_cta)", A, 0, 0, 0, 0, 64, 0, 0, false, 10},
+    };
+    /* other metrics and dtypes: each algorithm, and a filtered single_cta / multi_kernel */
+    static const cagra_case few[] = {
+        {NULL, S, 0, 0, 0, 0, 0, 0, 0, false, 10},
+        {NULL, M, 0, 0, 0, 0, 0, 0, 0, false, 10},
+        {NULL, K, 0, 0, 0, 0, 0, 0, 0, false, 10},
+        {NULL, S, 0, 0, 0, 0, 0, 0, 0, true, 10},
+        {NULL, K, 96, 2, 0, SMALL, 0, 0, 0, true, 10},
+    };
+    /* fewer rows than the list: padding with -1 / worst */
+    static const cagra_case tiny[] = {
+        {NULL, S, 0, 0, 0, 0, 0, 0, 0, false, 64},
+        {NULL, M, 0, 0, 0, 0, 0, 0, 0, false, 64},
+        {NULL, K, 0, 0, 0, 0, 0, 0, 0, false, 64},
+    };
+    const size_t nf = sizeof few / sizeof few[0];
+    check_cagra_set("main", ANN_DTYPE_F32, ANN_METRIC_SQEUCLIDEAN, 20000, 64, 1000, 71, main_cases,
+                    sizeof main_cases / sizeof main_cases[0]);
+    check_cagra_set("u8", ANN_DTYPE_U8, ANN_METRIC_SQEUCLIDEAN, 5000, 64, 500, 72, few, nf);
+    check_cagra_repeat();
+    if (!all)
+        return;
+    check_cagra_set("f32", ANN_DTYPE_F32, ANN_METRIC_INNER_PRODUCT, 20000, 64, 1000, 73, few, nf);
+    check_cagra_set("f32", ANN_DTYPE_F32, ANN_METRIC_COSINE, 20000, 64, 1000, 74, few, nf);
+    check_cagra_set("f32", ANN_DTYPE_F32, ANN_METRIC_EUCLIDEAN, 5000, 64, 500, 75, few, 3);
+    check_cagra_set("f32", ANN_DTYPE_F32, ANN_METRIC_L1, 5000, 64, 500, 76, few, 3);
+    check_cagra_set("u8", ANN_DTYPE_U8, ANN_METRIC_INNER_PRODUCT, 5000, 64, 500, 77, few, nf);
+    check_cagra_set("u8", ANN_DTYPE_U8, ANN_METRIC_COSINE, 5000, 64, 500, 78, few, 3);
+    check_cagra_set("i8", ANN_DTYPE_I8, ANN_METRIC_SQEUCLIDEAN, 5000, 64, 500, 79, few, nf);
+    check_cagra_set("f16", ANN_DTYPE_F16, ANN_METRIC_SQEUCLIDEAN, 5000, 64, 500, 80, few, nf);
+    check_cagra_set("f16", ANN_DTYPE_F16, ANN_METRIC_INNER_PRODUCT, 5000, 64, 500, 81, few, 3);
+    check_cagra_set("tiny", ANN_DTYPE_U8, ANN_METRIC_SQEUCLIDEAN, 50, 64, 50, 82, tiny,
+                    sizeof tiny / sizeof tiny[0]);
+}
+
 /* -------------------------------- main -------------------------------- */
 
 int main(void)
@@ -761,6 +1090,7 @@ int main(void)
     const char *only = getenv("ANNKIT_GPU_TEST_ONLY");
     const bool do_search = !(only && *only) || strcmp(only, "search") == 0;
     const bool do_nnd = !(only && *only) || strcmp(only, "nnd") == 0;
+    const bool do_cagra = !(only && *only) || strcmp(only, "cagra") == 0;
     const ann_dtype dtypes[] = {ANN_DTYPE_F32, ANN_DTYPE_U8, ANN_DTYPE_F16, ANN_DTYPE_I8};
     const ann_metric metrics[] = {ANN_METRIC_SQEUCLIDEAN, ANN_METRIC_EUCLIDEAN, ANN_METRIC_INNER_PRODUCT,
                                   ANN_METRIC_COSINE};
@@ -785,6 +1115,8 @@ int main(void)
     }
     if (do_nnd)
         check_nnd_all(all);
+    if (do_cagra)
+        check_cagra_all(all);
     printf("%d checks, %d failed (%.1f s)\n", checks, failures, now() - t0);
     return failures ? 1 : 0;
 }

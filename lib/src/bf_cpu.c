@@ -21,19 +21,6 @@
 
 enum { QB = 256, BB = 512, RERANK_PAD = 16 };
 
-typedef struct cand {
-    double key;   /* smaller is better */
-    int64_t id;
-} cand;
-
-static int cand_cmp(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-    if (x->key < y->key) return -1;
-    if (x->key > y->key) return 1;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
 static inline bool l2_family(ann_metric m)
 {
     return m == ANN_METRIC_SQEUCLIDEAN || m == ANN_METRIC_EUCLIDEAN;
@@ -247,7 +234,7 @@ ann_status ann_cpu_bf_search(const ann_bf_view *ix, const ann_matrix *q, int64_t
         int failed = 0;
 #pragma omp parallel num_threads(nt)
         {
-            cand *c = malloc((size_t)(n_slices * kk + 1) * sizeof(cand));
+            ann_ranked *c = malloc((size_t)(n_slices * kk + 1) * sizeof(ann_ranked));
             if (!c) {
 #pragma omp atomic write
                 failed = 1;
@@ -272,7 +259,7 @@ ann_status ann_cpu_bf_search(const ann_bf_view *ix, const ann_matrix *q, int64_t
                         m++;
                     }
                 }
-                qsort(c, (size_t)m, sizeof(cand), cand_cmp);
+                qsort(c, (size_t)m, sizeof(ann_ranked), ann_ranked_cmp);
                 /*
                  * When a full slice's candidates all tie (to rounding) with the k-th
                  * best, more rows of that distance may have been left out by the
@@ -280,7 +267,7 @@ ann_status ann_cpu_bf_search(const ann_bf_view *ix, const ann_matrix *q, int64_t
                  */
                 if (m >= k && full_worst > -INFINITY &&
                     full_worst <= c[k - 1].key + 1e-6 * fabs(c[k - 1].key) + 1e-30) {
-                    cand *all = malloc((size_t)n * sizeof(cand));
+                    ann_ranked *all = malloc((size_t)n * sizeof(ann_ranked));
                     if (all) {
                         for (int64_t r = 0; r < n; r++) {
                             double v = ann_exact_dist(ix->metric, qf + i * d,
@@ -288,9 +275,9 @@ ann_status ann_cpu_bf_search(const ann_bf_view *ix, const ann_matrix *q, int64_t
                             all[r].key = ix->metric == ANN_METRIC_INNER_PRODUCT ? -v : v;
                             all[r].id = r;
                         }
-                        qsort(all, (size_t)n, sizeof(cand), cand_cmp);
+                        qsort(all, (size_t)n, sizeof(ann_ranked), ann_ranked_cmp);
                         m = m < n ? m : n;
-                        memcpy(c, all, (size_t)m * sizeof(cand));
+                        memcpy(c, all, (size_t)m * sizeof(ann_ranked));
                         free(all);
                     }
                 }

@@ -123,4 +123,24 @@ static inline bool ann_interrupted(const ann_exec *ex)
     return ex && ex->interrupt && *ex->interrupt;
 }
 
+/**
+ * A result under exact re-ranking: key smaller is better (the metric's
+ * ranking key in double), id the row or source id.  ann_ranked_cmp orders
+ * by (key, id) for qsort(), the tie rule of every search (DESIGN.md).
+ */
+typedef struct ann_ranked {
+    double key;
+    int64_t id;
+} ann_ranked;
+
+static inline int ann_ranked_cmp(const void *a, const void *b)
+{
+    const ann_ranked *x = a, *y = b;
+    if (x->key < y->key)
+        return -1;
+    if (x->key > y->key)
+        return 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
 #endif

@@ -328,19 +328,6 @@ cleanup:
     return st;
 }
 
-typedef struct rr {
-    double key;
-    int64_t id;
-} rr;
-
-static int rr_cmp(const void *a, const void *b)
-{
-    const rr *x = a, *y = b;
-    if (x->key < y->key) return -1;
-    if (x->key > y->key) return 1;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
 ann_status ann_cpu_ivf_flat_search(const ann_ivf_flat_view *ix, const ann_ivf_flat_search_params *p,
                                    const ann_matrix *q, int64_t k, int n_threads, int64_t *ids, float *dist)
 {
@@ -394,8 +381,8 @@ ann_status ann_cpu_ivf_flat_search_ex(const ann_ivf_flat_view *ix, const ann_ivf
         /* exact re-rank of the survivors; packed row -> source id */
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t i = 0; i < nq; i++) {
-            rr cand[1024];
-            rr *cv = k <= 1024 ? cand : malloc((size_t)k * sizeof(rr));
+            ann_ranked cand[1024];
+            ann_ranked *cv = k <= 1024 ? cand : malloc((size_t)k * sizeof(ann_ranked));
             int32_t m = cn[i];
             for (int32_t j = 0; j < m && cv; j++) {
                 int64_t row = cr[i * k + j];
@@ -419,7 +406,7 @@ ann_status ann_cpu_ivf_flat_search_ex(const ann_ivf_flat_view *ix, const ann_ivf
             }
             if (!cv)
                 m = 0;
-            qsort(cv, (size_t)m, sizeof(rr), rr_cmp);
+            qsort(cv, (size_t)m, sizeof(ann_ranked), ann_ranked_cmp);
             int64_t *oid = ids + (b0 + i) * k;
             float *od = dist + (b0 + i) * k;
             for (int64_t j = 0; j < k; j++) {

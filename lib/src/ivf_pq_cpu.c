@@ -1252,21 +1252,6 @@ ann_status ann_ivf_pq_cpu_search(const ann_ivf_pq_cpu_index *ix, const ann_ivf_p
 /* The kNN graph                                                       */
 /* ------------------------------------------------------------------ */
 
-typedef struct cand {
-    double key;
-    int64_t id;
-} cand;
-
-static int cand_cmp(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-    if (x->key < y->key)
-        return -1;
-    if (x->key > y->key)
-        return 1;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
 ann_status ann_ivf_pq_cpu_knn_graph(const ann_ivf_pq_graph_params *p_in, const ann_matrix *data, ann_exec *ex,
                                     uint32_t *out_ids, float *out_dist)
 {
@@ -1318,7 +1303,7 @@ ann_status ann_ivf_pq_cpu_knn_graph(const ann_ivf_pq_graph_params *p_in, const a
             float *xf = malloc((size_t)d * sizeof(float));
             float *ck = malloc((size_t)QUERY_BLOCK * n_cand * sizeof(float));
             int64_t *ci = malloc((size_t)QUERY_BLOCK * n_cand * sizeof(int64_t));
-            cand *cv = malloc((size_t)n_cand * sizeof(cand));
+            ann_ranked *cv = malloc((size_t)n_cand * sizeof(ann_ranked));
             int32_t cnt[QUERY_BLOCK];
             bool ok = qo && (qn || !norm) && xf && ck && ci && cv && scratch_alloc(ix, n_cand, &s);
             if (!ok)
@@ -1351,7 +1336,7 @@ ann_status ann_ivf_pq_cpu_knn_graph(const ann_ivf_pq_graph_params *p_in, const a
                         cv[j].id = id;
                         found += id == self;
                     }
-                    qsort(cv, (size_t)cnt[i], sizeof(cand), cand_cmp);
+                    qsort(cv, (size_t)cnt[i], sizeof(ann_ranked), ann_ranked_cmp);
                     uint32_t *orow = out_ids + self * deg;
                     float *drow = out_dist ? out_dist + self * deg : NULL;
                     int64_t c = 0;

@@ -216,91 +216,71 @@ ann_status ann_graph_build(ann_algo algo, const void *params, const ann_matrix *
     if (data->loc != ANN_LOC_HOST || !vector_dtype(data->dtype))
         return ann_set_error(ANN_ERR_UNSUPPORTED, "dataset of dtype %s cannot be used for a graph (f32, f16, i8, u8)",
                              ann_dtype_name(data->dtype));
+    /* each builder's params, checked and clamped; then one allocation and the run */
+    union {
+        ann_nn_descent_params nnd;
+        ann_knn_graph_params bf;
+        ann_ivf_pq_graph_params pq;
+    } p;
+    int32_t degree;
+    bool with_dist;
+    ann_metric metric;
+    ann_status st;
+    const ann_backend_ops *ops = NULL;
     if (algo == ANN_ALGO_NN_DESCENT) {
-        ann_nn_descent_params p;
         if (params)
-            p = *(const ann_nn_descent_params *)params;
+            p.nnd = *(const ann_nn_descent_params *)params;
         else
-            ann_nn_descent_params_init(&p);
+            ann_nn_descent_params_init(&p.nnd);
         size_t nt;
         const ann_param_desc *t = ann_nn_descent_param_table(&nt);
-        ann_status st = ann_params_check(t, nt, &p);
-        if (st != ANN_OK)
+        if ((st = ann_params_check(t, nt, &p.nnd)) != ANN_OK)
             return st;
-        if (data->rows <= p.graph_degree)
-            return ann_set_error(ANN_ERR_INVALID_ARG,
-                                 "the dataset has %lld rows: a graph of degree %d needs at least %d rows",
-                                 (long long)data->rows, (int)p.graph_degree, (int)p.graph_degree + 1);
+        degree = p.nnd.graph_degree;
+        with_dist = p.nnd.return_distances;
+        metric = p.nnd.metric;
+    } else if (algo == ANN_ALGO_BRUTE_FORCE) {
+        if (params)
+            p.bf = *(const ann_knn_graph_params *)params;
+        else
+            ann_knn_graph_params_init(&p.bf);
+        size_t nt;
+        const ann_param_desc *t = ann_knn_graph_param_table(&nt);
+        if ((st = ann_params_check(t, nt, &p.bf)) != ANN_OK)
+            return st;
+        degree = p.bf.graph_degree;
+        with_dist = p.bf.return_distances;
+        metric = p.bf.metric;
+    } else if (algo == ANN_ALGO_IVF_PQ) {
+        if (params)
+            p.pq = *(const ann_ivf_pq_graph_params *)params;
+        else
+            ann_ivf_pq_graph_params_init(&p.pq);
+        if ((st = ann_ivf_pq_graph_params_check(&p.pq)) != ANN_OK)
+            return st;
+        degree = p.pq.graph_degree;
+        with_dist = p.pq.return_distances;
+        metric = p.pq.index.metric;
+    } else {
+        return ann_set_error(ANN_ERR_UNSUPPORTED, "graphs cannot be built with %s in this build", ann_algo_name(algo));
+    }
+    if (data->rows <= degree)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "the dataset has %lld rows: a graph of degree %d needs at least %d rows",
+                             (long long)data->rows, (int)degree, (int)degree + 1);
+    if (algo == ANN_ALGO_NN_DESCENT) {
         if (data->rows > INT32_MAX)
             return ann_set_error(ANN_ERR_INVALID_ARG, "nn_descent: %lld rows exceed 2^31 - 1",
                                  (long long)data->rows);
-        if (p.metric == ANN_METRIC_HAMMING && data->dtype != ANN_DTYPE_U8 && data->dtype != ANN_DTYPE_I8)
+        if (metric == ANN_METRIC_HAMMING && data->dtype != ANN_DTYPE_U8 && data->dtype != ANN_DTYPE_I8)
             return ann_set_error(ANN_ERR_UNSUPPORTED, "nn_descent: hamming needs u8 or i8 data (got %s)",
                                  ann_dtype_name(data->dtype));
-        if (p.intermediate_graph_degree < p.graph_degree)
-            p.intermediate_graph_degree = p.graph_degree;
-        if (p.intermediate_graph_degree > data->rows - 1)
-            p.intermediate_graph_degree = (int32_t)(data->rows - 1);
-        const ann_backend_ops *ops;
-        if ((st = ann_backend_select(ex, ANN_OP_NN_DESCENT, data->dtype, p.metric, &ops)) != ANN_OK)
+        if (p.nnd.intermediate_graph_degree < degree)
+            p.nnd.intermediate_graph_degree = degree;
+        if (p.nnd.intermediate_graph_degree > data->rows - 1)
+            p.nnd.intermediate_graph_degree = (int32_t)(data->rows - 1);
+        if ((st = ann_backend_select(ex, ANN_OP_NN_DESCENT, data->dtype, metric, &ops)) != ANN_OK)
             return st;
-        ann_graph *g;
-        if ((st = graph_alloc(data->rows, p.graph_degree, p.return_distances, &g)) != ANN_OK)
-            return st;
-        g->algo = algo;
-        g->metric = p.metric;
-        if (ops == ann_cpu_ops())
-            st = ann_cpu_nn_descent(&p, data, ex, g->ids, g->distances); /* progress, interrupt */
-        else
-            st = ops->nn_descent(&p, data, ex->n_threads, ex->seed, g->ids, g->distances);
-        if (st != ANN_OK) {
-            ann_graph_free(g);
-            return st;
-        }
-        *out = g;
-        return ANN_OK;
-    }
-    if (algo == ANN_ALGO_BRUTE_FORCE) {
-        ann_knn_graph_params p;
-        if (params)
-            p = *(const ann_knn_graph_params *)params;
-        else
-            ann_knn_graph_params_init(&p);
-        size_t nt;
-        const ann_param_desc *t = ann_knn_graph_param_table(&nt);
-        ann_status st = ann_params_check(t, nt, &p);
-        if (st != ANN_OK)
-            return st;
-        if (data->rows <= p.graph_degree)
-            return ann_set_error(ANN_ERR_INVALID_ARG,
-                                 "the dataset has %lld rows: a graph of degree %d needs at least %d rows",
-                                 (long long)data->rows, (int)p.graph_degree, (int)p.graph_degree + 1);
-        ann_graph *g;
-        if ((st = graph_alloc(data->rows, p.graph_degree, p.return_distances, &g)) != ANN_OK)
-            return st;
-        g->algo = algo;
-        g->metric = p.metric;
-        st = exact_rows(data, p.metric, NULL, data->rows, p.graph_degree, ex, g->ids, g->distances);
-        if (st != ANN_OK) {
-            ann_graph_free(g);
-            return st;
-        }
-        *out = g;
-        return ANN_OK;
-    }
-    if (algo == ANN_ALGO_IVF_PQ) {
-        ann_ivf_pq_graph_params p;
-        if (params)
-            p = *(const ann_ivf_pq_graph_params *)params;
-        else
-            ann_ivf_pq_graph_params_init(&p);
-        ann_status st = ann_ivf_pq_graph_params_check(&p);
-        if (st != ANN_OK)
-            return st;
-        if (data->rows <= p.graph_degree)
-            return ann_set_error(ANN_ERR_INVALID_ARG,
-                                 "the dataset has %lld rows: a graph of degree %d needs at least %d rows",
-                                 (long long)data->rows, (int)p.graph_degree, (int)p.graph_degree + 1);
+    } else if (algo == ANN_ALGO_IVF_PQ) {
         if (data->rows > (int64_t)UINT32_MAX)
             return ann_set_error(ANN_ERR_INVALID_ARG, "ivf_pq: %lld rows exceed the 2^32 - 1 ids of a graph",
                                  (long long)data->rows);
@@ -309,20 +289,26 @@ ann_status ann_graph_build(ann_algo algo, const void *params, const ann_matrix *
             return ann_set_error(ANN_ERR_BACKEND_UNAVAILABLE,
                                  "--device cuda: ivf_pq graphs have no CUDA implementation in this version");
         ex->used = ANN_DEVICE_CPU;
-        ann_graph *g;
-        if ((st = graph_alloc(data->rows, p.graph_degree, p.return_distances, &g)) != ANN_OK)
-            return st;
-        g->algo = algo;
-        g->metric = p.index.metric;
-        st = ann_ivf_pq_cpu_knn_graph(&p, data, ex, g->ids, g->distances); /* progress, interrupt */
-        if (st != ANN_OK) {
-            ann_graph_free(g);
-            return st;
-        }
-        *out = g;
-        return ANN_OK;
     }
-    return ann_set_error(ANN_ERR_UNSUPPORTED, "graphs cannot be built with %s in this build", ann_algo_name(algo));
+    ann_graph *g;
+    if ((st = graph_alloc(data->rows, degree, with_dist, &g)) != ANN_OK)
+        return st;
+    g->algo = algo;
+    g->metric = metric;
+    if (algo == ANN_ALGO_NN_DESCENT && ops == ann_cpu_ops())
+        st = ann_cpu_nn_descent(&p.nnd, data, ex, g->ids, g->distances); /* progress, interrupt */
+    else if (algo == ANN_ALGO_NN_DESCENT)
+        st = ops->nn_descent(&p.nnd, data, ex->n_threads, ex->seed, g->ids, g->distances);
+    else if (algo == ANN_ALGO_BRUTE_FORCE)
+        st = exact_rows(data, metric, NULL, data->rows, degree, ex, g->ids, g->distances);
+    else
+        st = ann_ivf_pq_cpu_knn_graph(&p.pq, data, ex, g->ids, g->distances); /* progress, interrupt */
+    if (st != ANN_OK) {
+        ann_graph_free(g);
+        return st;
+    }
+    *out = g;
+    return ANN_OK;
 }
 
 ann_status ann_graph_from_ids(const ann_matrix *ids, const ann_matrix *distances, ann_metric metric,

@@ -708,8 +708,8 @@ ann_status cu_ivf_flat_search(const ann_ivf_flat_view *ix, const ann_ivf_flat_se
                 switch (ix->dtype) {
                 case ANN_DTYPE_F32:
                     st = launch_scan_final<float>(ctx, cache, metric, d_q, items, n_items, d_vout, d_lim, d_off,
-                                                  d_qoff, d_tot, P, s0, bs, d_keep, samples, k, sqrt_out, worst, d_sel, d_rk,
-                                                  P2k, d_ids, d_dist);
+                                                  d_qoff, d_tot, P, s0, bs, d_keep, samples, k, sqrt_out, worst,
+                                                  d_sel, d_rk, P2k, d_ids, d_dist);
                     break;
                 case ANN_DTYPE_F16:
                     st = launch_scan_final<__half>(ctx, cache, metric, d_q, items, n_items, d_vout, d_lim, d_off,
@@ -723,8 +723,8 @@ ann_status cu_ivf_flat_search(const ann_ivf_flat_view *ix, const ann_ivf_flat_se
                     break;
                 default:
                     st = launch_scan_final<uint8_t>(ctx, cache, metric, d_q, items, n_items, d_vout, d_lim, d_off,
-                                                    d_qoff, d_tot, P, s0, bs, d_keep, samples, k, sqrt_out, worst, d_sel,
-                                                    d_rk, P2k, d_ids, d_dist);
+                                                    d_qoff, d_tot, P, s0, bs, d_keep, samples, k, sqrt_out,
+                                                    worst, d_sel, d_rk, P2k, d_ids, d_dist);
                     break;
                 }
                 if (st != ANN_OK)

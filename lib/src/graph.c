@@ -265,7 +265,8 @@ ann_status ann_graph_build(ann_algo algo, const void *params, const ann_matrix *
         return ann_set_error(ANN_ERR_UNSUPPORTED, "graphs cannot be built with %s in this build", ann_algo_name(algo));
     }
     if (data->rows <= degree)
-        return ann_set_error(ANN_ERR_INVALID_ARG, "the dataset has %lld rows: a graph of degree %d needs at least %d rows",
+        return ann_set_error(ANN_ERR_INVALID_ARG,
+                             "the dataset has %lld rows: a graph of degree %d needs at least %d rows",
                              (long long)data->rows, (int)degree, (int)degree + 1);
     if (algo == ANN_ALGO_NN_DESCENT) {
         if (data->rows > INT32_MAX)

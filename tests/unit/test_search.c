@@ -333,6 +333,63 @@ static void test_ivf_flat_filter(void)
     free(q);
 }
 
+/*
+ * Row offsets of shards (ann_index_set_row_offset): saved and loaded for
+ * brute_force and cagra, out of range refused, and an invalid meta
+ * row_offset in a file is a format error.
+ */
+static void test_row_offset(void)
+{
+    enum { R = 200, DD = 8 };
+    float *x = malloc((size_t)R * DD * sizeof(float));
+    make_data(x, R, DD, 5);
+    ann_matrix data = ann_matrix_view(x, R, DD, ANN_DTYPE_F32);
+    ann_exec ex;
+    ann_exec_init(&ex);
+    ex.device = ANN_DEVICE_CPU;
+    char path[] = "/tmp/annkit-test-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    const ann_algo algos[] = {ANN_ALGO_BRUTE_FORCE, ANN_ALGO_CAGRA};
+    for (int a = 0; a < 2; a++) {
+        ann_index *ix = NULL, *lx = NULL;
+        CHECK(ann_index_build(algos[a], NULL, &data, &ex, &ix) == ANN_OK, "build: %s", ann_last_error());
+        if (!ix)
+            continue;
+        CHECK(ann_index_set_row_offset(ix, -1) == ANN_ERR_INVALID_ARG, "negative offset accepted");
+        CHECK(ann_index_set_row_offset(ix, INT64_MAX - 10) == ANN_ERR_INVALID_ARG, "overflowing offset accepted");
+        CHECK(ann_index_set_row_offset(ix, 1000) == ANN_OK, "offset: %s", ann_last_error());
+        CHECK(ann_index_save(ix, path, false, 1) == ANN_OK, "save: %s", ann_last_error());
+        CHECK(ann_index_load(path, &lx) == ANN_OK, "load: %s", ann_last_error());
+        if (lx) {
+            ann_index_info info;
+            ann_index_get_info(lx, &info);
+            CHECK(info.row_offset == 1000, "%s: row_offset %lld after load", ann_algo_name(algos[a]),
+                  (long long)info.row_offset);
+        }
+        ann_index_free(lx);
+        ann_index_free(ix);
+    }
+    /* a brute-force file whose meta has row_offset=-5 */
+    ann_container_writer *w = NULL;
+    const char meta[] = "algo=brute_force\nrow_offset=-5\n";
+    CHECK(ann_container_writer_create(ANN_KIND_INDEX, ANN_ALGO_BRUTE_FORCE, ANN_METRIC_INNER_PRODUCT, ANN_DTYPE_F32,
+                                      R, DD, &w) == ANN_OK, "writer");
+    if (w) {
+        ann_container_add(w, "meta", meta, sizeof meta - 1, ANN_CODEC_NONE);
+        ann_container_add(w, "data", x, (uint64_t)R * DD * sizeof(float), ANN_CODEC_NONE);
+        CHECK(ann_container_write(w, path, 1) == ANN_OK, "write: %s", ann_last_error());
+        ann_container_writer_free(w);
+        ann_index *bad = NULL;
+        ann_status st = ann_index_load(path, &bad);
+        CHECK(st == ANN_ERR_FORMAT && strstr(ann_last_error(), "row_offset"), "bad row_offset: %d %s", (int)st,
+              ann_last_error());
+        ann_index_free(bad);
+    }
+    unlink(path);
+    free(x);
+}
+
 static void test_errors(void)
 {
     float x[40] = {0};
@@ -486,6 +543,7 @@ int main(void)
     test_ivf_flat(ANN_METRIC_SQEUCLIDEAN, ANN_DTYPE_U8, 300); /* hierarchical k-means */
     test_ivf_flat(ANN_METRIC_SQEUCLIDEAN, ANN_DTYPE_F16, 16);
     test_ivf_flat_filter();
+    test_row_offset();
     test_errors();
     return test_finish("test_search");
 }

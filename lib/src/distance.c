@@ -75,6 +75,80 @@ ANN_CLONES void ann_dot_rows_f32(const float *q, const float *x, int64_t n, int6
     }
 }
 
+/*
+ * One 4 x 4 tile of dot products: out[i][j] = a_i . b_j (row stride 4 in
+ * out).  Explicit 16-lane vectors (unaligned loads) and a fixed lane sum:
+ * the order of the additions, hence every bit of the result, does not
+ * depend on where the rows lie in memory, so a row pair gives the same
+ * value from any buffer, thread or tile.
+ */
+typedef float ann_v16 __attribute__((vector_size(64)));
+
+ANN_CLONES static void dot_tile_4x4(const float *a0, const float *a1, const float *a2, const float *a3,
+                                    const float *b0, const float *b1, const float *b2, const float *b3, int64_t d,
+                                    float *out)
+{
+    ann_v16 s[16] = {0};
+    int64_t j = 0;
+    for (; j + 16 <= d; j += 16) {
+        ann_v16 x0, x1, x2, x3, y0, y1, y2, y3; /* unaligned loads */
+        memcpy(&x0, a0 + j, 64), memcpy(&x1, a1 + j, 64), memcpy(&x2, a2 + j, 64), memcpy(&x3, a3 + j, 64);
+        memcpy(&y0, b0 + j, 64), memcpy(&y1, b1 + j, 64), memcpy(&y2, b2 + j, 64), memcpy(&y3, b3 + j, 64);
+        s[0] += x0 * y0, s[1] += x0 * y1, s[2] += x0 * y2, s[3] += x0 * y3;
+        s[4] += x1 * y0, s[5] += x1 * y1, s[6] += x1 * y2, s[7] += x1 * y3;
+        s[8] += x2 * y0, s[9] += x2 * y1, s[10] += x2 * y2, s[11] += x2 * y3;
+        s[12] += x3 * y0, s[13] += x3 * y1, s[14] += x3 * y2, s[15] += x3 * y3;
+    }
+    const float *ar[4] = {a0, a1, a2, a3}, *br[4] = {b0, b1, b2, b3};
+    for (int t = 0; t < 16; t++) {
+        float r = 0;
+        for (int i = 0; i < 16; i++)
+            r += s[t][i];
+        for (int64_t k = j; k < d; k++)
+            r += ar[t >> 2][k] * br[t & 3][k];
+        out[t] = r;
+    }
+}
+
+void ann_dot_block_f32(const float *a, int64_t lda, int64_t m, const float *b, int64_t ldb, int64_t n, int64_t d,
+                       float *c, int64_t ldc)
+{
+    float t[16];
+    for (int64_t i = 0; i < m; i += 4) {
+        const float *a0 = a + i * lda;
+        const float *a1 = i + 1 < m ? a0 + lda : a0, *a2 = i + 2 < m ? a0 + 2 * lda : a0;
+        const float *a3 = i + 3 < m ? a0 + 3 * lda : a0;
+        for (int64_t j = 0; j < n; j += 4) {
+            const float *b0 = b + j * ldb;
+            const float *b1 = j + 1 < n ? b0 + ldb : b0, *b2 = j + 2 < n ? b0 + 2 * ldb : b0;
+            const float *b3 = j + 3 < n ? b0 + 3 * ldb : b0;
+            dot_tile_4x4(a0, a1, a2, a3, b0, b1, b2, b3, d, t);
+            for (int64_t x = 0; x < 4 && i + x < m; x++)
+                for (int64_t y = 0; y < 4 && j + y < n; y++)
+                    c[(i + x) * ldc + j + y] = t[x * 4 + y];
+        }
+    }
+}
+
+void ann_dot_pairs_f32(const float *const *rows, int m1, int m, int64_t d, float *g)
+{
+    const float *r[ANN_DOT_PAIRS_MAX + 4];
+    const int mp = (m + 3) & ~3;
+    for (int i = 0; i < mp; i++)
+        r[i] = rows[i < m ? i : 0];
+    float t[16];
+    for (int a = 0; a < m1; a += 4)
+        for (int b = a & ~3; b < mp; b += 4) {
+            /* the tile's rows a..a+3 need columns b > a only: skip tiles wholly on or below the diagonal */
+            if (b + 3 <= a)
+                continue;
+            dot_tile_4x4(r[a], r[a + 1], r[a + 2], r[a + 3], r[b], r[b + 1], r[b + 2], r[b + 3], d, t);
+            for (int i = 0; i < 4 && a + i < m1; i++)
+                for (int j = 0; j < 4 && b + j < m; j++)
+                    g[(a + i) * m + b + j] = t[i * 4 + j];
+        }
+}
+
 void ann_row_to_f32(const void *src, ann_dtype t, int64_t d, float *dst)
 {
     switch (t) {

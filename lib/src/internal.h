@@ -42,6 +42,27 @@ float ann_l1_f32(const float *a, const float *b, int64_t d);
  */
 void ann_dot_rows_f32(const float *q, const float *x, int64_t n, int64_t d, int64_t ld, float *out);
 
+/*
+ * Dot products of an m x d block a (row stride lda floats) with an n x d
+ * block b (stride ldb): c[i * ldc + j] = a_i . b_j, in 4 x 4 register
+ * tiles read in place (no packing).  Faster than the packed GEMM from
+ * about d = 384 up and for small blocks; slower for short rows (the
+ * tiles' horizontal sums dominate).  Single-threaded.
+ */
+void ann_dot_block_f32(const float *a, int64_t lda, int64_t m, const float *b, int64_t ldb, int64_t n, int64_t d,
+                       float *c, int64_t ldc);
+
+/*
+ * Dot products among m float rows (rows[i], d floats each; m <=
+ * ANN_DOT_PAIRS_MAX): g[a * m + b] = rows[a] . rows[b] for every a < m1
+ * and b > a (other entries of the m1 x m block g are left unspecified).
+ * The small all-pairs block of an NN-Descent local join, computed from
+ * the rows in place (no gather, no packing) in 4 x 4 register tiles,
+ * skipping tiles below the diagonal.  Single-threaded.
+ */
+enum { ANN_DOT_PAIRS_MAX = 256 };
+void ann_dot_pairs_f32(const float *const *rows, int m1, int m, int64_t d, float *g);
+
 /* Convert d elements of a row of dtype t to float. */
 void ann_row_to_f32(const void *src, ann_dtype t, int64_t d, float *dst);
 

@@ -6,15 +6,17 @@
  * variant of cuVS (Wang et al., CIKM 2021; notes/algorithms.md section 5)
  * for the sampling rules (new and old samples per row, reverse
  * lists, new/old flags).  What differs from the GPU reference, and why:
- *  - Initial graph: each row's nearest rows among the rows of its nearest
- *    balanced k-means clusters (an IVF-Flat search of the data by itself,
- *    which is GEMM-bound and cheap), the role pynndescent's random-
- *    projection forest plays.  NN-Descent then needs few iterations.  The
- *    bitwise hamming metric starts from a random graph (distinct ids,
- *    never the row itself: sound for every N, unlike issue #2273).
+ *  - Initial graph: each row's nearest rows among the rows of its own and
+ *    its nearest balanced k-means lists (an IVF self-join, join_init(),
+ *    GEMM-bound and cheap), the role pynndescent's random-projection
+ *    forest plays.  NN-Descent then needs few iterations.  L1 uses an
+ *    IVF-Flat search of the data by itself (cluster_init()); the bitwise
+ *    hamming metric starts from a random graph (distinct ids, never the
+ *    row itself: sound for every N, unlike issue #2273).
  *  - Local join: all new x new and new x old pairs are compared (one
- *    small GEMM per row) and every closer pair is proposed to both rows,
- *    as in classic NN-Descent, instead of only the best pairing.
+ *    small all-pairs block per row, read in place: ann_dot_pairs_f32)
+ *    and every closer pair is proposed to both rows, as in classic
+ *    NN-Descent, instead of only the best pairing.
  *  - Updates are deterministic: rows are joined in chunks; a chunk's
  *    proposals are filtered against the row bounds fixed at the chunk's
  *    start, bucketed by target, sorted by (distance, id) and merged into
@@ -253,6 +255,322 @@ cleanup:
 }
 
 /*
+ * Initial graph for the GEMM metrics (sqeuclidean, inner_product, cosine):
+ * an IVF self-join organised by list.  Balanced k-means (about
+ * ROWS_PER_LIST rows per list, on a strided sample) gives every row a
+ * list.  Each row then probes its own list and the P - 1 other lists whose
+ * centres are nearest the row, chosen among the NEAR_LISTS centres nearest
+ * its list's centre (so the coarse step costs NEAR_LISTS, not n_lists, dot
+ * products per row); P makes about CAND_FACTOR x (K + 1) candidates per
+ * row.  A list's rows are handled by one thread: for each probed list, the
+ * rows probing it are compared with it in one GEMM block, and each row
+ * keeps one heap of its K nearest (ties by id), so no per-probe partial
+ * results are kept or merged.  Rows left short (tiny data) are topped up
+ * with random distinct ids.  Fills g->gid/gd (rows sorted by (dist, id))
+ * and order (rows grouped by list, for the joins' cache locality).
+ * Threads: nt.  The L1 metric uses cluster_init (no GEMM form).
+ */
+enum { ROWS_PER_LIST = 128, CAND_FACTOR = 32, NEAR_LISTS = 48, JOIN_TQ = 256, KMEANS_ITERS = 5 };
+#define KMEANS_TRAIN_FRACTION 0.25
+
+/* Centre keys from dot products: smaller is nearer (centres of IP/cosine k-means are unit length). */
+static inline float centre_key(ann_metric km, float cnorm, float dot)
+{
+    return km == ANN_METRIC_SQEUCLIDEAN ? cnorm - 2.0f * dot : -dot;
+}
+
+static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
+{
+    const int64_t n = g->n, d = g->d;
+    const int K = g->K;
+    const int64_t rpl = ROWS_PER_LIST, cf = CAND_FACTOR, nearl = NEAR_LISTS;
+    int64_t L = n / rpl;
+    L = L < 1 ? 1 : L > 65536 ? 65536 : L;
+    const int32_t nl = (int32_t)L;
+    const ann_metric km = g->metric == ANN_METRIC_INNER_PRODUCT ? ANN_METRIC_INNER_PRODUCT
+                        : g->metric == ANN_METRIC_COSINE        ? ANN_METRIC_COSINE
+                                                                : ANN_METRIC_SQEUCLIDEAN;
+    int64_t P = (cf * (K + 1) + rpl - 1) / rpl;
+    P = P < 2 ? 2 : P > nl ? nl : P;
+    int64_t NC = nearl > 2 * P ? nearl : 2 * P;
+    NC = NC > nl ? nl : NC;
+    ann_status st = ANN_OK;
+    float *centers = malloc((size_t)nl * d * sizeof(float));
+    float *cnorm = malloc((size_t)nl * sizeof(float));
+    float *cc = malloc((size_t)nl * nl * sizeof(float));
+    int32_t *labels = malloc((size_t)n * sizeof(int32_t) + 1);
+    int64_t *off = calloc((size_t)nl + 1, sizeof(int64_t));
+    float *xp = aligned_alloc(64, ((size_t)n * d * sizeof(float) + 64) & ~(size_t)63);
+    float *pn = malloc((size_t)n * sizeof(float) + 1);
+    int32_t *near = malloc((size_t)nl * NC * sizeof(int32_t));
+    int32_t *lorder = malloc((size_t)nl * sizeof(int32_t));
+    if (!centers || !cnorm || !cc || !labels || !off || !xp || !pn || !near || !lorder) {
+        st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for the initial graph");
+        goto cleanup;
+    }
+    /* 1. balanced k-means on a strided sample, then every row's list */
+    {
+        int64_t n_train = (int64_t)(KMEANS_TRAIN_FRACTION * (double)n);
+        if (n_train < nl)
+            n_train = nl;
+        int64_t ratio = n / n_train > 1 ? n / n_train : 1;
+        ann_matrix all = ann_matrix_view((void *)g->x, n, d, ANN_DTYPE_F32);
+        ann_matrix train = all;
+        train.rows = n / ratio;
+        train.stride = all.stride * ratio;
+        ann_kmeans_params kp = {km, nl, KMEANS_ITERS, seed};
+        if ((st = ann_cpu_kmeans_fit(&kp, &train, nt, centers)) != ANN_OK)
+            goto cleanup;
+        if ((st = ann_cpu_kmeans_predict(km, centers, nl, &all, nt, labels)) != ANN_OK)
+            goto cleanup;
+    }
+    for (int32_t l = 0; l < nl; l++)
+        cnorm[l] = ann_dot_f32(centers + (int64_t)l * d, centers + (int64_t)l * d, d);
+    /* 2. rows packed by list (stable), with their norms */
+    for (int64_t i = 0; i < n; i++)
+        off[labels[i] + 1]++;
+    for (int32_t l = 0; l < nl; l++)
+        off[l + 1] += off[l];
+    {
+        int64_t *pos = malloc((size_t)nl * sizeof(int64_t));
+        if (!pos) {
+            st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory");
+            goto cleanup;
+        }
+        memcpy(pos, off, (size_t)nl * sizeof(int64_t));
+        for (int64_t i = 0; i < n; i++)
+            order[pos[labels[i]]++] = (int32_t)i;
+        free(pos);
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        memcpy(xp + r * d, g->x + (int64_t)order[r] * d, (size_t)d * sizeof(float));
+        pn[r] = g->nrm ? g->nrm[order[r]] : 0;
+    }
+    /* 3. the NC centres nearest each list's centre, itself first */
+    ann_gemm_abt(nl, nl, d, centers, d, centers, d, cc, nl);
+    {
+        int failed = 0;
+#pragma omp parallel num_threads(nt)
+        {
+            float *hk = malloc((size_t)NC * sizeof(float));
+            int64_t *hi = malloc((size_t)NC * sizeof(int64_t));
+            if (!hk || !hi)
+                failed = 1;
+#pragma omp for schedule(static)
+            for (int32_t l = 0; l < nl; l++) {
+                if (!hk || !hi)
+                    continue;
+                ann_topk h;
+                ann_topk_init(&h, hk, hi, (int)NC - 1);
+                const float *row = cc + (int64_t)l * nl;
+                for (int32_t m = 0; m < nl; m++)
+                    if (m != l)
+                        ann_topk_push(&h, centre_key(km, cnorm[m], row[m]), m);
+                ann_topk_sort(&h);
+                near[(int64_t)l * NC] = l;
+                for (int j = 0; j < h.n; j++)
+                    near[(int64_t)l * NC + 1 + j] = (int32_t)hi[j];
+            }
+            free(hk);
+            free(hi);
+        }
+        if (failed) {
+            st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory");
+            goto cleanup;
+        }
+    }
+    /* biggest lists first, for dynamic scheduling */
+    for (int32_t l = 0; l < nl; l++)
+        lorder[l] = l;
+    for (int32_t a = 1; a < nl; a++) {
+        int32_t v = lorder[a], b = a - 1;
+        while (b >= 0 && off[lorder[b] + 1] - off[lorder[b]] < off[v + 1] - off[v]) {
+            lorder[b + 1] = lorder[b];
+            b--;
+        }
+        lorder[b + 1] = v;
+    }
+    int64_t smax = 0;
+    for (int32_t l = 0; l < nl; l++)
+        smax = off[l + 1] - off[l] > smax ? off[l + 1] - off[l] : smax;
+    /* 4. per list (one thread each): the rows' probes, one GEMM block per probed list, one heap per row */
+    {
+        int failed = 0;
+#pragma omp parallel num_threads(nt)
+        {
+            const int64_t tq = JOIN_TQ;
+            float *cbuf = malloc((size_t)NC * d * sizeof(float));
+            /* 64-byte aligned, like xp's rows in every thread: OpenBLAS's results depend (in the
+               last bits) on the operands' alignment, and the graph must not depend on the thread */
+            float *G = aligned_alloc(64, ((size_t)tq * (NC > smax ? NC : smax) * sizeof(float) + 64) & ~(size_t)63);
+            float *qbuf = aligned_alloc(64, ((size_t)tq * d * sizeof(float) + 64) & ~(size_t)63);
+            int32_t *prb = malloc((size_t)tq * P * sizeof(int32_t)); /* local centre indexes */
+            int32_t *cnt = malloc((size_t)(NC + 1) * sizeof(int32_t));
+            int32_t *who = malloc((size_t)tq * P * sizeof(int32_t));
+            float *hk = malloc((size_t)tq * K * sizeof(float));
+            int64_t *hi = malloc((size_t)tq * K * sizeof(int64_t));
+            ann_topk *heaps = malloc((size_t)tq * sizeof(ann_topk));
+            const bool ok = cbuf && G && qbuf && prb && cnt && who && hk && hi && heaps;
+            if (!ok)
+                failed = 1;
+#pragma omp for schedule(dynamic, 1)
+            for (int32_t li = 0; li < nl; li++) {
+                if (!ok)
+                    continue;
+                const int32_t l = lorder[li];
+                const int32_t *nb = near + (int64_t)l * NC;
+                for (int64_t c = 0; c < NC; c++)
+                    memcpy(cbuf + c * d, centers + (int64_t)nb[c] * d, (size_t)d * sizeof(float));
+                for (int64_t t0 = off[l]; t0 < off[l + 1]; t0 += tq) {
+                    const int64_t mq = off[l + 1] - t0 < tq ? off[l + 1] - t0 : tq;
+                    /* coarse: own list first, then the P - 1 nearest other centres of nb */
+                    ann_dot_block_f32(xp + t0 * d, d, mq, cbuf, d, NC, d, G, NC); /* any alignment, same bits */
+                    for (int64_t a = 0; a < mq; a++) {
+                        int32_t *pr = prb + a * P;
+                        float pk[64];
+                        int np = 0;
+                        pr[np++] = 0;
+                        for (int32_t c = 1; c < NC; c++) {
+                            float k = centre_key(km, cnorm[nb[c]], G[a * NC + c]);
+                            if (np == P && k >= pk[np - 1])
+                                continue;
+                            int j = np < P ? np++ : np - 1;
+                            while (j > 1 && pk[j - 1] > k) {
+                                pk[j] = pk[j - 1];
+                                pr[j] = pr[j - 1];
+                                j--;
+                            }
+                            pk[j] = k;
+                            pr[j] = c;
+                        }
+                        for (int j = np; j < P; j++)
+                            pr[j] = -1;
+                        ann_topk_init(&heaps[a], hk + a * K, hi + a * K, K);
+                    }
+                    /* rows probing each centre (counting sort) */
+                    memset(cnt, 0, (size_t)(NC + 1) * sizeof(int32_t));
+                    for (int64_t a = 0; a < mq * P; a++)
+                        if (prb[a] >= 0)
+                            cnt[prb[a] + 1]++;
+                    for (int64_t c = 0; c < NC; c++)
+                        cnt[c + 1] += cnt[c];
+                    for (int64_t a = 0; a < mq; a++)
+                        for (int64_t j = 0; j < P; j++)
+                            if (prb[a * P + j] >= 0)
+                                who[cnt[prb[a * P + j]]++] = (int32_t)a;
+                    for (int64_t c = NC; c > 0; c--)
+                        cnt[c] = cnt[c - 1];
+                    cnt[0] = 0;
+                    for (int64_t c = 0; c < NC; c++) {
+                        const int64_t m = cnt[c + 1] - cnt[c];
+                        const int32_t u = nb[c];
+                        const int64_t u0 = off[u], sz = off[u + 1] - off[u];
+                        if (m == 0 || sz == 0)
+                            continue;
+                        const int32_t *w = who + cnt[c];
+                        const float *qa = xp + t0 * d;
+                        if (m < mq) {
+                            for (int64_t a = 0; a < m; a++)
+                                memcpy(qbuf + a * d, xp + (t0 + w[a]) * d, (size_t)d * sizeof(float));
+                            qa = qbuf;
+                        }
+                        if (d >= 384) /* in-place tiles beat the packed GEMM on long rows */
+                            ann_dot_block_f32(qa, d, m, xp + u0 * d, d, sz, d, G, sz);
+                        else
+                            ann_gemm_abt(m, sz, d, qa, d, xp + u0 * d, d, G, sz);
+                        for (int64_t a = 0; a < m; a++) {
+                            const int64_t qa_i = m < mq ? w[a] : a;
+                            float *s = G + a * sz;
+                            const float *cn = pn + u0;
+                            if (g->metric == ANN_METRIC_COSINE) {
+#pragma omp simd
+                                for (int64_t j = 0; j < sz; j++)
+                                    s[j] = cn[j] > 0 ? -s[j] / cn[j] : 0.0f;
+                            } else if (g->metric == ANN_METRIC_INNER_PRODUCT) {
+#pragma omp simd
+                                for (int64_t j = 0; j < sz; j++)
+                                    s[j] = -s[j];
+                            } else {
+#pragma omp simd
+                                for (int64_t j = 0; j < sz; j++)
+                                    s[j] = cn[j] - 2.0f * s[j];
+                            }
+                            ann_topk *h = &heaps[qa_i];
+                            const int64_t self = t0 + qa_i;
+                            float bound = ann_topk_bound(h);
+                            for (int64_t j = 0; j < sz; j++)
+                                if (s[j] <= bound && u0 + j != self) {
+                                    ann_topk_push(h, s[j], order[u0 + j]);
+                                    bound = ann_topk_bound(h);
+                                }
+                        }
+                    }
+                    /* rows out: sorted, keys made whole */
+                    for (int64_t a = 0; a < mq; a++) {
+                        ann_topk *h = &heaps[a];
+                        ann_topk_sort(h);
+                        const int64_t i = order[t0 + a];
+                        const float qn = pn[t0 + a];
+                        int32_t *row = g->gid + i * K;
+                        float *rowd = g->gd + i * K;
+                        for (int c = 0; c < h->n; c++) {
+                            row[c] = (int32_t)h->id[c];
+                            float v = h->key[c];
+                            if (g->metric == ANN_METRIC_COSINE) {
+                                v = qn > 0 ? 1.0f + v / qn : 1.0f;
+                                v = v > 4e-7f ? v : 0;
+                            } else if (g->metric != ANN_METRIC_INNER_PRODUCT) {
+                                v += qn;
+                                v = v > 4e-7f * (qn + g->nrm[h->id[c]]) ? v : 0;
+                            }
+                            rowd[c] = v;
+                        }
+                        int c = h->n;
+                        uint64_t rs = seed ^ ((uint64_t)i * 0x9e3779b97f4a7c15ull);
+                        while (c < K) { /* too few candidates: random distinct ids */
+                            int64_t v = (int64_t)(splitmix(&rs) % (uint64_t)n);
+                            bool dup = v == i;
+                            for (int j = 0; j < c && !dup; j++)
+                                dup = row[j] == v;
+                            if (!dup) {
+                                row[c] = (int32_t)v;
+                                rowd[c] = direct_key(g, i, v);
+                                c++;
+                            }
+                        }
+                        if (h->n < K)
+                            sort_row(g, i);
+                    }
+                }
+            }
+            free(cbuf);
+            free(G);
+            free(qbuf);
+            free(prb);
+            free(cnt);
+            free(who);
+            free(hk);
+            free(hi);
+            free(heaps);
+        }
+        if (failed)
+            st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for the initial graph");
+    }
+cleanup:
+    free(centers);
+    free(cnorm);
+    free(cc);
+    free(labels);
+    free(off);
+    free(xp);
+    free(pn);
+    free(near);
+    free(lorder);
+    return st;
+}
+
+/*
  * Whether row a already holds v, found by its distance: the row is sorted,
  * so a binary search finds where `dist` would go and only entries within
  * rounding of it are compared (a pair's distance from two different GEMMs
@@ -263,6 +581,13 @@ static bool in_row(const nnd *g, int64_t a, int32_t v, float dist)
 {
     const float *d = g->gd + a * g->K;
     const int32_t *id = g->gid + a * g->K;
+    if (g->K <= 128) { /* short rows: a branch-free vector scan of the ids beats the search */
+        int hit = 0;
+#pragma omp simd reduction(| : hit)
+        for (int j = 0; j < g->K; j++)
+            hit |= id[j] == v;
+        return hit;
+    }
     const float tol = 1e-4f * fabsf(dist) + 1e-30f;
     int lo = 0, hi = g->K;
     while (lo < hi) { /* first entry >= dist - tol */
@@ -441,7 +766,7 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
         for (int64_t i = 0; i < n; i++)
             random_row(&g, i, ex->seed);
     } else {
-        st = cluster_init(&g, data, ex, order);
+        st = p->metric == ANN_METRIC_L1 ? cluster_init(&g, data, ex, order) : join_init(&g, nt, ex->seed, order);
         if (st != ANN_OK)
             goto cleanup;
     }
@@ -529,14 +854,13 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
                 pbuf *pb = &bufs[tid];
                 pb->n = 0;
                 int32_t ids[4 * S_MAX];
-                float *B = malloc((size_t)4 * S * d * sizeof(float) + 1);
                 float *G = malloc((size_t)4 * S * 4 * S * sizeof(float));
-                if (!B || !G)
+                if (!G)
                     failed = 1;
 #pragma omp for schedule(dynamic, 16)
                 for (int64_t pos = c0; pos < c1; pos++) {
                     const int64_t u = order[pos];
-                    if (!B || !G)
+                    if (!G)
                         continue;
                     /* Nw = new fwd + new rev (dedup), then Od = old fwd + old rev minus Nw */
                     int m1 = 0, m = 0;
@@ -567,9 +891,10 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
                         }
                     }
                     if (gemm) {
+                        const float *rp[4 * S_MAX];
                         for (int t = 0; t < m; t++)
-                            memcpy(B + (int64_t)t * d, g.x + (int64_t)ids[t] * d, (size_t)d * sizeof(float));
-                        ann_gemm_abt(m1, m, d, B, d, B, d, G, m);
+                            rp[t] = g.x + (int64_t)ids[t] * d;
+                        ann_dot_pairs_f32(rp, m1, m, d, G);
                     }
                     for (int a = 0; a < m1; a++) {
                         const int32_t ia = ids[a];
@@ -584,7 +909,6 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
                         }
                     }
                 }
-                free(B);
                 free(G);
             }
             if (failed) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ann/ann.h"
+#include "internal.h"
 #include "testutil.h"
 
 
@@ -206,10 +207,119 @@ static void test_files_and_errors(void)
     free(x);
 }
 
+/* The in-place dot-product tiles against a double-precision sum, on ragged shapes. */
+static void test_dot_kernels(void)
+{
+    const int64_t dims[] = {1, 3, 16, 17, 100, 401};
+    const int shapes[][2] = {{1, 2}, {3, 5}, {4, 4}, {5, 9}, {16, 32}, {13, 70}};
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        const int64_t d = dims[di];
+        float *x = malloc((size_t)80 * d * sizeof(float));
+        for (int64_t i = 0; i < 80 * d; i++)
+            x[i] = (float)(urand() * 2 - 1);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int m1 = shapes[si][0], m = shapes[si][1];
+            const float *rows[80];
+            for (int i = 0; i < m; i++) /* scattered rows, one repeated */
+                rows[i] = x + ((i * 37 + 11) % 80) * d;
+            if (m > 2)
+                rows[m - 1] = rows[0];
+            float *g = malloc((size_t)m1 * m * sizeof(float)), *c = malloc((size_t)m1 * m * sizeof(float));
+            for (int i = 0; i < m1 * m; i++)
+                g[i] = c[i] = NAN;
+            ann_dot_pairs_f32(rows, m1, m, d, g);
+            /* block form: rows m1.. of x against the first m rows, strided */
+            ann_dot_block_f32(x, d, m1, x + 2 * d, 2 * d, m < 39 ? m : 39, d, c, m);
+            double worst = 0, worstb = 0;
+            for (int a = 0; a < m1; a++)
+                for (int b = 0; b < m; b++) {
+                    double e = 0, eb = 0, mag = 0;
+                    for (int64_t j = 0; j < d; j++) {
+                        e += (double)rows[a][j] * rows[b][j];
+                        mag += fabs((double)rows[a][j] * rows[b][j]);
+                    }
+                    if (b > a) {
+                        double err = fabs(g[a * m + b] - e) / (mag + 1e-30);
+                        worst = err > worst || g[a * m + b] != g[a * m + b] ? (err == err ? err : 1) : worst;
+                    }
+                    if (b < 39) {
+                        mag = 0;
+                        for (int64_t j = 0; j < d; j++) {
+                            eb += (double)x[a * d + j] * x[(2 + 2 * b) * d + j];
+                            mag += fabs((double)x[a * d + j] * x[(2 + 2 * b) * d + j]);
+                        }
+                        double err = fabs(c[a * m + b] - eb) / (mag + 1e-30);
+                        worstb = err > worstb || c[a * m + b] != c[a * m + b] ? (err == err ? err : 1) : worstb;
+                    }
+                }
+            CHECK(worst < 1e-5, "ann_dot_pairs_f32 %dx%d d=%lld: relative error %g", m1, m, (long long)d, worst);
+            CHECK(worstb < 1e-5, "ann_dot_block_f32 %dx%d d=%lld: relative error %g", m1, m, (long long)d, worstb);
+            free(g);
+            free(c);
+        }
+        free(x);
+    }
+}
+
+/*
+ * The initial graph alone (max_iterations = 0: the IVF self-join, or the
+ * IVF-Flat search for L1) on near-uniform data, on the GEMM path (d = 16)
+ * and the in-place tile path (d = 400): a recall floor, no self or
+ * duplicate, and the same graph on 1 and 3 threads.
+ */
+static void test_nn_descent_initial(ann_metric metric, int64_t d, double floor0)
+{
+    const int64_t n = 12000;
+    float *x = malloc((size_t)n * d * sizeof(float));
+    /* 3000 centres with wide noise: close to uniform, so that no list holds a whole neighbourhood */
+    test_clustered(x, n, d, 3000, 60, 140, 60, 2);
+    for (int64_t i = 0; i < 20; i++) /* duplicates */
+        memcpy(x + (i + 100) * d, x + i * d, (size_t)d * sizeof(float));
+    ann_matrix m = ann_matrix_view(x, n, d, ANN_DTYPE_F32);
+    ann_nn_descent_params p;
+    ann_nn_descent_params_init(&p);
+    p.metric = metric;
+    p.graph_degree = 16;
+    p.intermediate_graph_degree = 24;
+    p.max_iterations = 0;
+    ann_exec ex;
+    ann_exec_init(&ex);
+    ex.seed = 3;
+    ex.n_threads = 1;
+    ann_graph *g = NULL, *g3 = NULL;
+    ann_status st = ann_graph_build(ANN_ALGO_NN_DESCENT, &p, &m, &ex, &g);
+    CHECK(st == ANN_OK && g, "initial %s d=%lld: %s", ann_metric_name(metric), (long long)d, ann_last_error());
+    ex.n_threads = 3;
+    st = ann_graph_build(ANN_ALGO_NN_DESCENT, &p, &m, &ex, &g3);
+    CHECK(st == ANN_OK && g3, "initial %s d=%lld: %s", ann_metric_name(metric), (long long)d, ann_last_error());
+    if (g && g3) {
+        CHECK(sound(g), "initial %s d=%lld: a row holds itself, a duplicate or a bad id", ann_metric_name(metric),
+              (long long)d);
+        double r = 0;
+        st = ann_graph_eval(g, &m, 400, 5, &ex, &r);
+        CHECK(st == ANN_OK && r >= floor0, "initial %s d=%lld: recall %.4f < %.2f", ann_metric_name(metric),
+              (long long)d, r, floor0);
+        if (getenv("TEST_VERBOSE"))
+            printf("initial graph %s d=%lld: recall %.4f\n", ann_metric_name(metric), (long long)d, r);
+        CHECK(memcmp(g->ids, g3->ids, (size_t)n * 16 * 4) == 0, "initial %s d=%lld: 1 and 3 threads differ",
+              ann_metric_name(metric), (long long)d);
+    }
+    ann_graph_free(g);
+    ann_graph_free(g3);
+    free(x);
+}
+
 int main(void)
 {
     test_rng = 88172645463325252ull;
     test_brute_force_graph();
+    test_dot_kernels();
+    /* near-uniform data: probing 7 of 93 lists at random would give about 0.08 */
+    test_nn_descent_initial(ANN_METRIC_SQEUCLIDEAN, 16, 0.6);  /* measured 0.70 */
+    test_nn_descent_initial(ANN_METRIC_SQEUCLIDEAN, 400, 0.3); /* 0.38 */
+    test_nn_descent_initial(ANN_METRIC_COSINE, 400, 0.3);      /* 0.39 */
+    test_nn_descent_initial(ANN_METRIC_INNER_PRODUCT, 16, 0.2); /* 0.25 */
+    test_nn_descent_initial(ANN_METRIC_L1, 16, 0.6);           /* 0.71 */
     test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 3000, 16, 32, 0.95);
     test_nn_descent(ANN_METRIC_EUCLIDEAN, 2000, 10, 20, 0.95);
     test_nn_descent(ANN_METRIC_COSINE, 2000, 10, 20, 0.93);

@@ -99,15 +99,35 @@ ANN_CLONES static void dot_tile_4x4(const float *a0, const float *a1, const floa
         s[8] += x2 * y0, s[9] += x2 * y1, s[10] += x2 * y2, s[11] += x2 * y3;
         s[12] += x3 * y0, s[13] += x3 * y1, s[14] += x3 * y2, s[15] += x3 * y3;
     }
-    const float *ar[4] = {a0, a1, a2, a3}, *br[4] = {b0, b1, b2, b3};
-    for (int t = 0; t < 16; t++) {
-        float r = 0;
-        for (int i = 0; i < 16; i++)
-            r += s[t][i];
-        for (int64_t k = j; k < d; k++)
-            r += ar[t >> 2][k] * br[t & 3][k];
-        out[t] = r;
+    if (j < d) { /* the last d % 16 elements, zero-padded */
+        const size_t rb = (size_t)(d - j) * sizeof(float);
+        ann_v16 x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0}, y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};
+        memcpy(&x0, a0 + j, rb), memcpy(&x1, a1 + j, rb), memcpy(&x2, a2 + j, rb), memcpy(&x3, a3 + j, rb);
+        memcpy(&y0, b0 + j, rb), memcpy(&y1, b1 + j, rb), memcpy(&y2, b2 + j, rb), memcpy(&y3, b3 + j, rb);
+        s[0] += x0 * y0, s[1] += x0 * y1, s[2] += x0 * y2, s[3] += x0 * y3;
+        s[4] += x1 * y0, s[5] += x1 * y1, s[6] += x1 * y2, s[7] += x1 * y3;
+        s[8] += x2 * y0, s[9] += x2 * y1, s[10] += x2 * y2, s[11] += x2 * y3;
+        s[12] += x3 * y0, s[13] += x3 * y1, s[14] += x3 * y2, s[15] += x3 * y3;
     }
+    /* transpose-and-add: four rounds of halving leave lane t holding the sum of s[t] */
+    typedef int ann_i16 __attribute__((vector_size(64)));
+    const ann_i16 l1 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    const ann_i16 h1 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+    const ann_i16 l2 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+    const ann_i16 h2 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
+    const ann_i16 l3 = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29};
+    const ann_i16 h3 = {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31};
+    const ann_i16 l4 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const ann_i16 h4 = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+    ann_v16 u[8], w[4], x[2], r;
+    for (int i = 0; i < 8; i++)
+        u[i] = __builtin_shuffle(s[2 * i], s[2 * i + 1], l1) + __builtin_shuffle(s[2 * i], s[2 * i + 1], h1);
+    for (int i = 0; i < 4; i++)
+        w[i] = __builtin_shuffle(u[2 * i], u[2 * i + 1], l2) + __builtin_shuffle(u[2 * i], u[2 * i + 1], h2);
+    for (int i = 0; i < 2; i++)
+        x[i] = __builtin_shuffle(w[2 * i], w[2 * i + 1], l3) + __builtin_shuffle(w[2 * i], w[2 * i + 1], h3);
+    r = __builtin_shuffle(x[0], x[1], l4) + __builtin_shuffle(x[0], x[1], h4);
+    memcpy(out, &r, 64);
 }
 
 void ann_dot_block_f32(const float *a, int64_t lda, int64_t m, const float *b, int64_t ldb, int64_t n, int64_t d,

@@ -42,9 +42,10 @@ enum { S_MAX = 32, CHUNK = 8192 };
 
 typedef struct nnd {
     int64_t n, d;
+    int64_t ld;            /* row stride of x in floats: d rounded up to 16, zero-padded */
     int K;
     ann_metric metric;
-    const float *x;        /* n x d f32 (possibly rounded to fp16 values) */
+    const float *x;        /* n x ld f32 (possibly rounded to fp16 values) */
     const float *nrm;      /* squared norms (L2), norms (cosine) or NULL */
     const uint8_t *bits;   /* hamming: the raw bytes, n x d */
     int32_t *gid;          /* n x K, each row sorted by (dist, id) */
@@ -63,7 +64,7 @@ static uint64_t splitmix(uint64_t *s)
 /* Distance key (smaller is better) between rows a and b, computed directly. */
 static float direct_key(const nnd *g, int64_t a, int64_t b)
 {
-    const int64_t d = g->d;
+    const int64_t d = g->d, ld = g->ld;
     switch (g->metric) {
     case ANN_METRIC_HAMMING: {
         const uint8_t *x = g->bits + a * d, *y = g->bits + b * d;
@@ -72,14 +73,14 @@ static float direct_key(const nnd *g, int64_t a, int64_t b)
             c += __builtin_popcount((unsigned)(x[j] ^ y[j]));
         return (float)c;
     }
-    case ANN_METRIC_L1: return ann_l1_f32(g->x + a * d, g->x + b * d, d);
-    case ANN_METRIC_INNER_PRODUCT: return -ann_dot_f32(g->x + a * d, g->x + b * d, d);
+    case ANN_METRIC_L1: return ann_l1_f32(g->x + a * ld, g->x + b * ld, d);
+    case ANN_METRIC_INNER_PRODUCT: return -ann_dot_f32(g->x + a * ld, g->x + b * ld, d);
     case ANN_METRIC_COSINE: {
         float den = g->nrm[a] * g->nrm[b];
-        return den > 0 ? 1.0f - ann_dot_f32(g->x + a * d, g->x + b * d, d) / den : 1.0f;
+        return den > 0 ? 1.0f - ann_dot_f32(g->x + a * ld, g->x + b * ld, d) / den : 1.0f;
     }
     default: {
-        float v = g->nrm[a] + g->nrm[b] - 2.0f * ann_dot_f32(g->x + a * d, g->x + b * d, d);
+        float v = g->nrm[a] + g->nrm[b] - 2.0f * ann_dot_f32(g->x + a * ld, g->x + b * ld, d);
         return v > 0 ? v : 0;
     }
     }
@@ -281,7 +282,7 @@ static inline float centre_key(ann_metric km, float cnorm, float dot)
 
 static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
 {
-    const int64_t n = g->n, d = g->d;
+    const int64_t n = g->n, d = g->d, ld = g->ld;
     const int K = g->K;
     const int64_t rpl = ROWS_PER_LIST, cf = CAND_FACTOR, nearl = NEAR_LISTS;
     int64_t L = n / rpl;
@@ -300,7 +301,7 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
     float *cc = malloc((size_t)nl * nl * sizeof(float));
     int32_t *labels = malloc((size_t)n * sizeof(int32_t) + 1);
     int64_t *off = calloc((size_t)nl + 1, sizeof(int64_t));
-    float *xp = aligned_alloc(64, ((size_t)n * d * sizeof(float) + 64) & ~(size_t)63);
+    float *xp = aligned_alloc(64, ((size_t)n * ld * sizeof(float) + 64) & ~(size_t)63);
     float *pn = malloc((size_t)n * sizeof(float) + 1);
     int32_t *near = malloc((size_t)nl * NC * sizeof(int32_t));
     int32_t *lorder = malloc((size_t)nl * sizeof(int32_t));
@@ -315,6 +316,7 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
             n_train = nl;
         int64_t ratio = n / n_train > 1 ? n / n_train : 1;
         ann_matrix all = ann_matrix_view((void *)g->x, n, d, ANN_DTYPE_F32);
+        all.stride = ld * (int64_t)sizeof(float);
         ann_matrix train = all;
         train.rows = n / ratio;
         train.stride = all.stride * ratio;
@@ -344,7 +346,7 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
     }
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t r = 0; r < n; r++) {
-        memcpy(xp + r * d, g->x + (int64_t)order[r] * d, (size_t)d * sizeof(float));
+        memcpy(xp + r * ld, g->x + (int64_t)order[r] * ld, (size_t)ld * sizeof(float));
         pn[r] = g->nrm ? g->nrm[order[r]] : 0;
     }
     /* 3. the NC centres nearest each list's centre, itself first */
@@ -400,11 +402,11 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
 #pragma omp parallel num_threads(nt)
         {
             const int64_t tq = JOIN_TQ;
-            float *cbuf = malloc((size_t)NC * d * sizeof(float));
+            float *cbuf = calloc((size_t)NC * ld, sizeof(float));
             /* 64-byte aligned, like xp's rows in every thread: OpenBLAS's results depend (in the
                last bits) on the operands' alignment, and the graph must not depend on the thread */
             float *G = aligned_alloc(64, ((size_t)tq * (NC > smax ? NC : smax) * sizeof(float) + 64) & ~(size_t)63);
-            float *qbuf = aligned_alloc(64, ((size_t)tq * d * sizeof(float) + 64) & ~(size_t)63);
+            float *qbuf = aligned_alloc(64, ((size_t)tq * ld * sizeof(float) + 64) & ~(size_t)63);
             int32_t *prb = malloc((size_t)tq * P * sizeof(int32_t)); /* local centre indexes */
             int32_t *cnt = malloc((size_t)(NC + 1) * sizeof(int32_t));
             int32_t *who = malloc((size_t)tq * P * sizeof(int32_t));
@@ -421,11 +423,11 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
                 const int32_t l = lorder[li];
                 const int32_t *nb = near + (int64_t)l * NC;
                 for (int64_t c = 0; c < NC; c++)
-                    memcpy(cbuf + c * d, centers + (int64_t)nb[c] * d, (size_t)d * sizeof(float));
+                    memcpy(cbuf + c * ld, centers + (int64_t)nb[c] * d, (size_t)d * sizeof(float));
                 for (int64_t t0 = off[l]; t0 < off[l + 1]; t0 += tq) {
                     const int64_t mq = off[l + 1] - t0 < tq ? off[l + 1] - t0 : tq;
                     /* coarse: own list first, then the P - 1 nearest other centres of nb */
-                    ann_dot_block_f32(xp + t0 * d, d, mq, cbuf, d, NC, d, G, NC); /* any alignment, same bits */
+                    ann_dot_block_f32(xp + t0 * ld, ld, mq, cbuf, ld, NC, ld, G, NC); /* any alignment, same bits */
                     for (int64_t a = 0; a < mq; a++) {
                         int32_t *pr = prb + a * P;
                         float pk[64];
@@ -469,16 +471,16 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
                         if (m == 0 || sz == 0)
                             continue;
                         const int32_t *w = who + cnt[c];
-                        const float *qa = xp + t0 * d;
+                        const float *qa = xp + t0 * ld;
                         if (m < mq) {
                             for (int64_t a = 0; a < m; a++)
-                                memcpy(qbuf + a * d, xp + (t0 + w[a]) * d, (size_t)d * sizeof(float));
+                                memcpy(qbuf + a * ld, xp + (t0 + w[a]) * ld, (size_t)ld * sizeof(float));
                             qa = qbuf;
                         }
-                        if (d >= 384) /* in-place tiles beat the packed GEMM on long rows */
-                            ann_dot_block_f32(qa, d, m, xp + u0 * d, d, sz, d, G, sz);
+                        if (d >= 256) /* in-place tiles beat the packed GEMM on long rows */
+                            ann_dot_block_f32(qa, ld, m, xp + u0 * ld, ld, sz, ld, G, sz);
                         else
-                            ann_gemm_abt(m, sz, d, qa, d, xp + u0 * d, d, G, sz);
+                            ann_gemm_abt(m, sz, d, qa, ld, xp + u0 * ld, ld, G, sz);
                         for (int64_t a = 0; a < m; a++) {
                             const int64_t qa_i = m < mq ? w[a] : a;
                             float *s = G + a * sz;
@@ -700,7 +702,8 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
     const int s0 = (int)lround(sqrt(2.0 * K));
     const int S = s0 < 8 ? 8 : s0 > S_MAX ? S_MAX : s0;
     int deg = p->graph_degree < K ? p->graph_degree : K;
-    nnd g = {n, d, K, p->metric, NULL, NULL, NULL, NULL, NULL, NULL};
+    const int64_t ld = (d + 15) / 16 * 16;
+    nnd g = {n, d, ld, K, p->metric, NULL, NULL, NULL, NULL, NULL, NULL};
     ann_status st = ANN_OK;
     float *x = NULL, *nrm = NULL;
     int32_t *newf = NULL, *oldf = NULL, *revn = NULL, *revo = NULL;
@@ -715,16 +718,18 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
         if (!g.bits)
             return ann_set_error(ANN_ERR_UNSUPPORTED, "nn_descent: hamming needs contiguous u8/i8 rows");
     } else {
-        x = malloc((size_t)n * d * sizeof(float) + 1);
+        x = malloc((size_t)n * ld * sizeof(float) + 1);
         if (!x)
             return ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for %lld x %lld floats",
                                  (long long)n, (long long)d);
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t i = 0; i < n; i++) {
-            ann_row_to_f32(ann_matrix_row(data, i), data->dtype, d, x + i * d);
+            ann_row_to_f32(ann_matrix_row(data, i), data->dtype, d, x + i * ld);
+            for (int64_t j = d; j < ld; j++)
+                x[i * ld + j] = 0;
             if (p->dist_comp_dtype == ANN_DIST_COMP_FP16)
                 for (int64_t j = 0; j < d; j++)
-                    x[i * d + j] = ann_f16_to_f32(ann_f32_to_f16(x[i * d + j]));
+                    x[i * ld + j] = ann_f16_to_f32(ann_f32_to_f16(x[i * ld + j]));
         }
         g.x = x;
         if (p->metric != ANN_METRIC_INNER_PRODUCT && p->metric != ANN_METRIC_L1) {
@@ -733,7 +738,7 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
                 st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory");
                 goto cleanup;
             }
-            ann_row_norms(x, ANN_DTYPE_F32, n, d, d * 4, p->metric == ANN_METRIC_COSINE, nrm, nt);
+            ann_row_norms(x, ANN_DTYPE_F32, n, d, ld * 4, p->metric == ANN_METRIC_COSINE, nrm, nt);
             g.nrm = nrm;
         }
     }
@@ -893,8 +898,8 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
                     if (gemm) {
                         const float *rp[4 * S_MAX];
                         for (int t = 0; t < m; t++)
-                            rp[t] = g.x + (int64_t)ids[t] * d;
-                        ann_dot_pairs_f32(rp, m1, m, d, G);
+                            rp[t] = g.x + (int64_t)ids[t] * ld;
+                        ann_dot_pairs_f32(rp, m1, m, ld, G);
                     }
                     for (int a = 0; a < m1; a++) {
                         const int32_t ia = ids[a];

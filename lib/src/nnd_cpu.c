@@ -157,6 +157,32 @@ static void random_row(nnd *g, int64_t i, uint64_t seed)
 }
 
 /*
+ * Complete row i, whose first `found` entries are set, with random
+ * distinct ids other than i (keys computed directly), then sort it when
+ * anything was added: the initial graph of rows that had too few
+ * candidates (tiny data).
+ */
+static void top_up_row(nnd *g, int64_t i, int found, uint64_t seed)
+{
+    const int K = g->K;
+    int32_t *row = g->gid + i * K;
+    float *rowd = g->gd + i * K;
+    uint64_t s = seed ^ ((uint64_t)i * 0x9e3779b97f4a7c15ull);
+    for (int c = found; c < K;) {
+        int64_t v = (int64_t)(splitmix(&s) % (uint64_t)g->n);
+        bool dup = v == i;
+        for (int j = 0; j < c && !dup; j++)
+            dup = row[j] == v;
+        if (!dup) {
+            row[c] = (int32_t)v;
+            rowd[c++] = direct_key(g, i, v);
+        }
+    }
+    if (found < K)
+        sort_row(g, i);
+}
+
+/*
  * Initial graph from an IVF-Flat search of the data by itself: K + 1
  * nearest rows among n_probes clusters, without the row itself; rows left
  * short are topped up with random distinct ids.
@@ -232,20 +258,7 @@ static ann_status cluster_init(nnd *g, const ann_matrix *data, ann_exec *ex, int
                                   dist[r * kk + j]);
                 row[c++] = (int32_t)v;
             }
-            const int found = c;
-            uint64_t s = ex->seed ^ ((uint64_t)i * 0x9e3779b97f4a7c15ull);
-            while (c < K) { /* too few candidates: random distinct ids */
-                int64_t v = (int64_t)(splitmix(&s) % (uint64_t)n);
-                bool dup = v == i;
-                for (int j = 0; j < c && !dup; j++)
-                    dup = row[j] == v;
-                if (!dup)
-                    row[c++] = (int32_t)v;
-            }
-            for (int j = found; j < K; j++)
-                rowd[j] = direct_key(g, i, row[j]);
-            if (found < K)
-                sort_row(g, i);
+            top_up_row(g, i, c, ex->seed);
         }
     }
 cleanup:
@@ -528,21 +541,7 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
                             }
                             rowd[c] = v;
                         }
-                        int c = h->n;
-                        uint64_t rs = seed ^ ((uint64_t)i * 0x9e3779b97f4a7c15ull);
-                        while (c < K) { /* too few candidates: random distinct ids */
-                            int64_t v = (int64_t)(splitmix(&rs) % (uint64_t)n);
-                            bool dup = v == i;
-                            for (int j = 0; j < c && !dup; j++)
-                                dup = row[j] == v;
-                            if (!dup) {
-                                row[c] = (int32_t)v;
-                                rowd[c] = direct_key(g, i, v);
-                                c++;
-                            }
-                        }
-                        if (h->n < K)
-                            sort_row(g, i);
+                        top_up_row(g, i, h->n, seed);
                     }
                 }
             }

@@ -426,7 +426,8 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
             float *hk = malloc((size_t)tq * K * sizeof(float));
             int64_t *hi = malloc((size_t)tq * K * sizeof(int64_t));
             ann_topk *heaps = malloc((size_t)tq * sizeof(ann_topk));
-            const bool ok = cbuf && G && qbuf && prb && cnt && who && hk && hi && heaps;
+            float *pk = malloc((size_t)P * sizeof(float)); /* one row's probe keys */
+            const bool ok = cbuf && G && qbuf && prb && cnt && who && hk && hi && heaps && pk;
             if (!ok)
                 failed = 1;
 #pragma omp for schedule(dynamic, 1)
@@ -443,7 +444,6 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
                     ann_dot_block_f32(xp + t0 * ld, ld, mq, cbuf, ld, NC, ld, G, NC); /* any alignment, same bits */
                     for (int64_t a = 0; a < mq; a++) {
                         int32_t *pr = prb + a * P;
-                        float pk[64];
                         int np = 0;
                         pr[np++] = 0;
                         for (int32_t c = 1; c < NC; c++) {
@@ -554,6 +554,7 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
             free(hk);
             free(hi);
             free(heaps);
+            free(pk);
         }
         if (failed)
             st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for the initial graph");

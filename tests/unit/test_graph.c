@@ -328,6 +328,8 @@ int main(void)
     test_nn_descent(ANN_METRIC_HAMMING, 1500, 10, 20, 0);
     test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 64 * 40, 16, 64, 0.95); /* N a multiple of the degree */
     test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 17, 16, 32, 1.0);      /* N = degree + 1: every other row */
+    test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 200, 16, 32, 0.95);    /* one k-means list */
+    test_nn_descent(ANN_METRIC_SQEUCLIDEAN, 9000, 16, 300, 0.95);  /* 70 lists, all probed: P > 64 */
     test_files_and_errors();
     return test_finish("test_graph");
 }

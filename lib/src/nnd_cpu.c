@@ -13,6 +13,9 @@
  *    IVF-Flat search of the data by itself (cluster_init()); the bitwise
  *    hamming metric starts from a random graph (distinct ids, never the
  *    row itself: sound for every N, unlike issue #2273).
+ *  - Row ids are list positions: join_init permutes the f32 copy of the
+ *    rows into list order (the original ids come back at output), so the
+ *    joins, which mostly pair rows of nearby lists, read nearby memory.
  *  - Local join: all new x new and new x old pairs are compared (one
  *    small all-pairs block per row, read in place: ann_dot_pairs_f32)
  *    and every closer pair is proposed to both rows, as in classic
@@ -45,8 +48,8 @@ typedef struct nnd {
     int64_t ld;            /* row stride of x in floats: d rounded up to 16, zero-padded */
     int K;
     ann_metric metric;
-    const float *x;        /* n x ld f32 (possibly rounded to fp16 values) */
-    const float *nrm;      /* squared norms (L2), norms (cosine) or NULL */
+    float *x;              /* n x ld f32 (possibly rounded to fp16 values) */
+    float *nrm;            /* squared norms (L2), norms (cosine) or NULL */
     const uint8_t *bits;   /* hamming: the raw bytes, n x d */
     int32_t *gid;          /* n x K, each row sorted by (dist, id) */
     float *gd;
@@ -280,8 +283,12 @@ cleanup:
  * rows probing it are compared with it in one GEMM block, and each row
  * keeps one heap of its K nearest (ties by id), so no per-probe partial
  * results are kept or merged.  Rows left short (tiny data) are topped up
- * with random distinct ids.  Fills g->gid/gd (rows sorted by (dist, id))
- * and order (rows grouped by list, for the joins' cache locality).
+ * with random distinct ids.
+ * The rows of g->x and g->nrm are permuted in place into list order, and
+ * from then on a row's id is its position: the join reads each list as
+ * one block, and NN-Descent's joins, which mostly pair rows of nearby
+ * lists, read nearby memory.  perm[p] receives the original row of
+ * position p.  Fills g->gid/gd (rows sorted by (dist, id), in positions).
  * Threads: nt.  The L1 metric uses cluster_init (no GEMM form).
  */
 enum { ROWS_PER_LIST = 128, CAND_FACTOR = 32, NEAR_LISTS = 48, JOIN_TQ = 256, KMEANS_ITERS = 5 };
@@ -293,7 +300,42 @@ static inline float centre_key(ann_metric km, float cnorm, float dot)
     return km == ANN_METRIC_SQEUCLIDEAN ? cnorm - 2.0f * dot : -dot;
 }
 
-static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
+/* Reorder the rows of x (n x ld) and nrm (n, may be NULL) in place: row p becomes old row perm[p]. */
+static ann_status permute_rows(float *x, float *nrm, int64_t n, int64_t ld, const int32_t *perm)
+{
+    uint8_t *done = calloc((size_t)n + 1, 1);
+    float *tmp = malloc((size_t)ld * sizeof(float));
+    if (!done || !tmp) {
+        free(done);
+        free(tmp);
+        return ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory");
+    }
+    for (int64_t r = 0; r < n; r++) { /* follow each cycle of perm once */
+        if (done[r])
+            continue;
+        memcpy(tmp, x + r * ld, (size_t)ld * sizeof(float));
+        const float tn = nrm ? nrm[r] : 0;
+        int64_t cur = r;
+        for (;;) {
+            done[cur] = 1;
+            const int64_t src = perm[cur];
+            if (src == r)
+                break;
+            memcpy(x + cur * ld, x + src * ld, (size_t)ld * sizeof(float));
+            if (nrm)
+                nrm[cur] = nrm[src];
+            cur = src;
+        }
+        memcpy(x + cur * ld, tmp, (size_t)ld * sizeof(float));
+        if (nrm)
+            nrm[cur] = tn;
+    }
+    free(done);
+    free(tmp);
+    return ANN_OK;
+}
+
+static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *perm)
 {
     const int64_t n = g->n, d = g->d, ld = g->ld;
     const int K = g->K;
@@ -314,11 +356,10 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
     float *cc = malloc((size_t)nl * nl * sizeof(float));
     int32_t *labels = malloc((size_t)n * sizeof(int32_t) + 1);
     int64_t *off = calloc((size_t)nl + 1, sizeof(int64_t));
-    float *xp = aligned_alloc(64, ((size_t)n * ld * sizeof(float) + 64) & ~(size_t)63);
     float *pn = malloc((size_t)n * sizeof(float) + 1);
     int32_t *near = malloc((size_t)nl * NC * sizeof(int32_t));
     int32_t *lorder = malloc((size_t)nl * sizeof(int32_t));
-    if (!centers || !cnorm || !cc || !labels || !off || !xp || !pn || !near || !lorder) {
+    if (!centers || !cnorm || !cc || !labels || !off || !pn || !near || !lorder) {
         st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for the initial graph");
         goto cleanup;
     }
@@ -341,7 +382,7 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
     }
     for (int32_t l = 0; l < nl; l++)
         cnorm[l] = ann_dot_f32(centers + (int64_t)l * d, centers + (int64_t)l * d, d);
-    /* 2. rows packed by list (stable), with their norms */
+    /* 2. rows packed by list (stable), in place, with their norms */
     for (int64_t i = 0; i < n; i++)
         off[labels[i] + 1]++;
     for (int32_t l = 0; l < nl; l++)
@@ -354,14 +395,14 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
         }
         memcpy(pos, off, (size_t)nl * sizeof(int64_t));
         for (int64_t i = 0; i < n; i++)
-            order[pos[labels[i]]++] = (int32_t)i;
+            perm[pos[labels[i]]++] = (int32_t)i;
         free(pos);
     }
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        memcpy(xp + r * ld, g->x + (int64_t)order[r] * ld, (size_t)ld * sizeof(float));
-        pn[r] = g->nrm ? g->nrm[order[r]] : 0;
-    }
+    if ((st = permute_rows(g->x, g->nrm, n, ld, perm)) != ANN_OK)
+        goto cleanup;
+    const float *xp = g->x;
+    for (int64_t r = 0; r < n; r++)
+        pn[r] = g->nrm ? g->nrm[r] : 0;
     /* 3. the NC centres nearest each list's centre, itself first */
     ann_gemm_abt(nl, nl, d, centers, d, centers, d, cc, nl);
     {
@@ -516,7 +557,7 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
                             float bound = ann_topk_bound(h);
                             for (int64_t j = 0; j < sz; j++)
                                 if (s[j] <= bound && u0 + j != self) {
-                                    ann_topk_push(h, s[j], order[u0 + j]);
+                                    ann_topk_push(h, s[j], u0 + j);
                                     bound = ann_topk_bound(h);
                                 }
                         }
@@ -525,7 +566,7 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *order)
                     for (int64_t a = 0; a < mq; a++) {
                         ann_topk *h = &heaps[a];
                         ann_topk_sort(h);
-                        const int64_t i = order[t0 + a];
+                        const int64_t i = t0 + a;
                         const float qn = pn[t0 + a];
                         int32_t *row = g->gid + i * K;
                         float *rowd = g->gd + i * K;
@@ -565,7 +606,6 @@ cleanup:
     free(cc);
     free(labels);
     free(off);
-    free(xp);
     free(pn);
     free(near);
     free(lorder);
@@ -709,7 +749,7 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
     int32_t *newf = NULL, *oldf = NULL, *revn = NULL, *revo = NULL;
     int32_t *nnew = NULL, *nold = NULL, *nrevn = NULL, *nrevo = NULL;
     int64_t *bstart = NULL;
-    int32_t *order = NULL;
+    int32_t *order = NULL, *perm = NULL; /* join order of the rows; original row of each row id (NULL: itself) */
     prop *sorted = NULL;
     pbuf *bufs = NULL;
 
@@ -718,7 +758,7 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
         if (!g.bits)
             return ann_set_error(ANN_ERR_UNSUPPORTED, "nn_descent: hamming needs contiguous u8/i8 rows");
     } else {
-        x = malloc((size_t)n * ld * sizeof(float) + 1);
+        x = aligned_alloc(64, ((size_t)n * ld * sizeof(float) + 64) & ~(size_t)63);
         if (!x)
             return ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for %lld x %lld floats",
                                  (long long)n, (long long)d);
@@ -771,7 +811,13 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
         for (int64_t i = 0; i < n; i++)
             random_row(&g, i, ex->seed);
     } else {
-        st = p->metric == ANN_METRIC_L1 ? cluster_init(&g, data, ex, order) : join_init(&g, nt, ex->seed, order);
+        if (p->metric == ANN_METRIC_L1) {
+            st = cluster_init(&g, data, ex, order);
+        } else if (!(perm = malloc((size_t)n * sizeof(int32_t)))) {
+            st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory");
+        } else {
+            st = join_init(&g, nt, ex->seed, perm); /* row ids are list positions from here on */
+        }
         if (st != ANN_OK)
             goto cleanup;
     }
@@ -984,21 +1030,34 @@ ann_status ann_cpu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *
     if (ex->progress)
         ex->progress(ex->progress_user, "nn_descent", p->max_iterations, p->max_iterations);
 
-    /* 4. output: the first deg entries of each (sorted) row */
+    /* 4. output: the first deg entries of each (sorted) row, in original row ids, ties by original id */
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i = 0; i < n; i++) {
+        const int64_t o = perm ? perm[i] : i;
+        uint32_t *oid = out_ids + o * deg;
+        float key[1024];
         for (int j = 0; j < deg; j++) {
-            out_ids[i * deg + j] = (uint32_t)g.gid[i * K + j];
-            if (out_dist) {
-                float v = g.gd[i * K + j];
-                if (g.nrm && p->metric != ANN_METRIC_COSINE &&
-                    v <= 4e-7f * (g.nrm[i] + g.nrm[g.gid[i * K + j]])) /* initial-graph rounding */
-                    v = 0;
-                out_dist[i * deg + j] = p->metric == ANN_METRIC_EUCLIDEAN     ? sqrtf(v)
-                                      : p->metric == ANN_METRIC_INNER_PRODUCT ? -v
-                                                                              : v;
+            const int32_t v = g.gid[i * K + j];
+            oid[j] = (uint32_t)(perm ? perm[v] : v);
+            key[j] = g.gd[i * K + j];
+            if (g.nrm && p->metric != ANN_METRIC_COSINE &&
+                key[j] <= 4e-7f * (g.nrm[i] + g.nrm[v])) /* initial-graph rounding */
+                key[j] = 0;
+            /* rows are sorted by (key, row id): re-order runs of equal keys by original id */
+            for (int t = j; perm && t > 0 && key[t - 1] == key[t] && oid[t - 1] > oid[t]; t--) {
+                const uint32_t ti = oid[t];
+                oid[t] = oid[t - 1];
+                oid[t - 1] = ti;
+                const float tk = key[t];
+                key[t] = key[t - 1];
+                key[t - 1] = tk;
             }
         }
+        if (out_dist)
+            for (int j = 0; j < deg; j++)
+                out_dist[o * deg + j] = p->metric == ANN_METRIC_EUCLIDEAN     ? sqrtf(key[j])
+                                      : p->metric == ANN_METRIC_INNER_PRODUCT ? -key[j]
+                                                                              : key[j];
     }
 
 cleanup:
@@ -1017,6 +1076,7 @@ cleanup:
     free(nrevo);
     free(bstart);
     free(order);
+    free(perm);
     free(sorted);
     if (bufs)
         for (int t = 0; t < nt; t++)

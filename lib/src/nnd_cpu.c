@@ -346,20 +346,20 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *perm)
     const ann_metric km = g->metric == ANN_METRIC_INNER_PRODUCT ? ANN_METRIC_INNER_PRODUCT
                         : g->metric == ANN_METRIC_COSINE        ? ANN_METRIC_COSINE
                                                                 : ANN_METRIC_SQEUCLIDEAN;
-    int64_t P = (cf * (K + 1) + rpl - 1) / rpl;
+    const int64_t per_list = n / nl; /* rpl, unless n_lists hit its cap */
+    int64_t P = (cf * (K + 1) + per_list - 1) / per_list;
     P = P < 2 ? 2 : P > nl ? nl : P;
     int64_t NC = nearl > 2 * P ? nearl : 2 * P;
     NC = NC > nl ? nl : NC;
     ann_status st = ANN_OK;
     float *centers = malloc((size_t)nl * d * sizeof(float));
     float *cnorm = malloc((size_t)nl * sizeof(float));
-    float *cc = malloc((size_t)nl * nl * sizeof(float));
     int32_t *labels = malloc((size_t)n * sizeof(int32_t) + 1);
     int64_t *off = calloc((size_t)nl + 1, sizeof(int64_t));
     float *pn = malloc((size_t)n * sizeof(float) + 1);
     int32_t *near = malloc((size_t)nl * NC * sizeof(int32_t));
     int32_t *lorder = malloc((size_t)nl * sizeof(int32_t));
-    if (!centers || !cnorm || !cc || !labels || !off || !pn || !near || !lorder) {
+    if (!centers || !cnorm || !labels || !off || !pn || !near || !lorder) {
         st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory for the initial graph");
         goto cleanup;
     }
@@ -403,49 +403,61 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *perm)
     const float *xp = g->x;
     for (int64_t r = 0; r < n; r++)
         pn[r] = g->nrm ? g->nrm[r] : 0;
-    /* 3. the NC centres nearest each list's centre, itself first */
-    ann_gemm_abt(nl, nl, d, centers, d, centers, d, cc, nl);
+    /* 3. the NC centres nearest each list's centre, itself first (blocks of CB centres: no n_lists^2 matrix) */
     {
+        enum { CB = 64 };
         int failed = 0;
 #pragma omp parallel num_threads(nt)
         {
             float *hk = malloc((size_t)NC * sizeof(float));
             int64_t *hi = malloc((size_t)NC * sizeof(int64_t));
-            if (!hk || !hi)
+            float *cc = malloc((size_t)CB * nl * sizeof(float));
+            if (!hk || !hi || !cc)
                 failed = 1;
-#pragma omp for schedule(static)
-            for (int32_t l = 0; l < nl; l++) {
-                if (!hk || !hi)
+#pragma omp for schedule(dynamic, 1)
+            for (int32_t b0 = 0; b0 < nl; b0 += CB) {
+                if (!hk || !hi || !cc)
                     continue;
-                ann_topk h;
-                ann_topk_init(&h, hk, hi, (int)NC - 1);
-                const float *row = cc + (int64_t)l * nl;
-                for (int32_t m = 0; m < nl; m++)
-                    if (m != l)
-                        ann_topk_push(&h, centre_key(km, cnorm[m], row[m]), m);
-                ann_topk_sort(&h);
-                near[(int64_t)l * NC] = l;
-                for (int j = 0; j < h.n; j++)
-                    near[(int64_t)l * NC + 1 + j] = (int32_t)hi[j];
+                const int32_t nb = nl - b0 < CB ? nl - b0 : CB;
+                /* fixed-order sums: the same bits in every thread's buffer */
+                ann_dot_block_f32(centers + (int64_t)b0 * d, d, nb, centers, d, nl, d, cc, nl);
+                for (int32_t l = b0; l < b0 + nb; l++) {
+                    ann_topk h;
+                    ann_topk_init(&h, hk, hi, (int)NC - 1);
+                    const float *row = cc + (int64_t)(l - b0) * nl;
+                    for (int32_t m = 0; m < nl; m++)
+                        if (m != l)
+                            ann_topk_push(&h, centre_key(km, cnorm[m], row[m]), m);
+                    ann_topk_sort(&h);
+                    near[(int64_t)l * NC] = l;
+                    for (int j = 0; j < h.n; j++)
+                        near[(int64_t)l * NC + 1 + j] = (int32_t)hi[j];
+                }
             }
             free(hk);
             free(hi);
+            free(cc);
         }
         if (failed) {
             st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory");
             goto cleanup;
         }
     }
-    /* biggest lists first, for dynamic scheduling */
-    for (int32_t l = 0; l < nl; l++)
-        lorder[l] = l;
-    for (int32_t a = 1; a < nl; a++) {
-        int32_t v = lorder[a], b = a - 1;
-        while (b >= 0 && off[lorder[b] + 1] - off[lorder[b]] < off[v + 1] - off[v]) {
-            lorder[b + 1] = lorder[b];
-            b--;
+    /* biggest lists first, for dynamic scheduling (ties by list) */
+    {
+        ann_ranked *bys = malloc((size_t)nl * sizeof(ann_ranked));
+        if (!bys) {
+            st = ann_set_error(ANN_ERR_NOMEM, "nn_descent: out of memory");
+            goto cleanup;
         }
-        lorder[b + 1] = v;
+        for (int32_t l = 0; l < nl; l++) {
+            bys[l].key = -(double)(off[l + 1] - off[l]);
+            bys[l].id = l;
+        }
+        qsort(bys, (size_t)nl, sizeof(ann_ranked), ann_ranked_cmp);
+        for (int32_t l = 0; l < nl; l++)
+            lorder[l] = (int32_t)bys[l].id;
+        free(bys);
     }
     int64_t smax = 0;
     for (int32_t l = 0; l < nl; l++)
@@ -603,7 +615,6 @@ static ann_status join_init(nnd *g, int nt, uint64_t seed, int32_t *perm)
 cleanup:
     free(centers);
     free(cnorm);
-    free(cc);
     free(labels);
     free(off);
     free(pn);

@@ -7,95 +7,17 @@
  * ann_last_error() names the file.  Exit status 0 = all passed, 1 = a
  * failure (each one printed to stderr).
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <ftw.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "testfs.h"
 
 #include "ann/container.h"
 #include "crc32c.h"
 
-static int failures;
-static int checks;
-static char tmpdir[512];
-
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        checks++;                                                                         \
-        if (!(cond)) {                                                                    \
-            failures++;                                                                   \
-            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);             \
-            fprintf(stderr, __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                        \
-        }                                                                                 \
-    } while (0)
-
-/* Expect status @p want from @p got; for failures, the message must name @p path (when not NULL). */
-static void expect_status(ann_status got, ann_status want, const char *path, const char *file, int line)
-{
-    checks++;
-    if (got != want) {
-        failures++;
-        fprintf(stderr, "%s:%d: FAILED: status %d (%s), expected %d (%s); error: %s\n", file, line, (int)got,
-                ann_status_str(got), (int)want, ann_status_str(want), ann_last_error());
-    } else if (want != ANN_OK && path && !strstr(ann_last_error(), path)) {
-        failures++;
-        fprintf(stderr, "%s:%d: FAILED: error does not name '%s': %s\n", file, line, path, ann_last_error());
-    } else if (want != ANN_OK && getenv("ANN_TEST_VERBOSE")) {
-        fprintf(stderr, "%s:%d: ok: %s\n", file, line, ann_last_error());
-    }
-}
-
-#define EXPECT(got, want, path) expect_status((got), (want), (path), __FILE__, __LINE__)
-
-#define EXPECT_MSG(substr)                                                                              \
-    CHECK(strstr(ann_last_error(), (substr)) != NULL, "error lacks '%s': %s", (substr), ann_last_error())
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static void tpath(char *buf, size_t len, const char *name)
 {
-    snprintf(buf, len, "%s/%s", tmpdir, name);
+    snprintf(buf, len, "%s", tp(name));
 }
 
 /* ----------------------------- file helpers -------------------------- */
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(b, 1, len, f) != len)
-        fprintf(stderr, "cannot write %s\n", path);
-    if (f)
-        fclose(f);
-}
 
 static uint32_t rd32(const unsigned char *p)
 {
@@ -646,12 +568,8 @@ static void test_corrupt(void)
 
 int main(void)
 {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/annkit-container-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (test_dir_make("container") != 0)
         return 1;
-    }
     make_data();
     test_crc();
     test_names();
@@ -660,8 +578,6 @@ int main(void)
     test_roundtrip(2);
     test_writer_errors();
     test_corrupt();
-    nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     free(big);
-    fprintf(stderr, "test_container: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return test_dir_finish("test_container");
 }

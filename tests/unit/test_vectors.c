@@ -14,15 +14,10 @@
  * Python).  Files live in a fresh directory under $TMPDIR (or /tmp).
  * Exit status 0 = all passed, 1 = a failure (each printed to stderr).
  */
-#define _GNU_SOURCE
+#include "testfs.h"
+
 #include <fcntl.h>
-#include <ftw.h>
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <hdf5.h>
 #include <zlib.h>
@@ -30,91 +25,9 @@
 #include "ann/container.h"
 #include "ann/vectors.h"
 
-static int failures;
-static int checks;
-static char tmpdir[512];
-
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        checks++;                                                             \
-        if (!(cond)) {                                                        \
-            failures++;                                                       \
-            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fprintf(stderr, "\n");                                            \
-        }                                                                     \
-    } while (0)
-
-static void expect_status(ann_status got, ann_status want, const char *path, const char *file, int line)
-{
-    checks++;
-    if (got != want) {
-        failures++;
-        fprintf(stderr, "%s:%d: FAILED: status %d (%s), expected %d (%s); error: %s\n", file, line, (int)got,
-                ann_status_str(got), (int)want, ann_status_str(want), ann_last_error());
-    } else if (want != ANN_OK && path && !strstr(ann_last_error(), path)) {
-        failures++;
-        fprintf(stderr, "%s:%d: FAILED: error does not name '%s': %s\n", file, line, path, ann_last_error());
-    } else if (want != ANN_OK && getenv("ANN_TEST_VERBOSE")) {
-        fprintf(stderr, "%s:%d: ok: %s\n", file, line, ann_last_error());
-    }
-}
-
-/* Expect status @p want; for failures the message must name @p path (when not NULL). */
-#define EXPECT(got, want, path) expect_status((got), (want), (path), __FILE__, __LINE__)
-#define EXPECT_MSG(substr) \
-    CHECK(strstr(ann_last_error(), (substr)) != NULL, "error lacks '%s': %s", (substr), ann_last_error())
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-/* A path in the test directory (static rotating buffers, so several can be live at once). */
-static const char *tp(const char *name)
-{
-    static char bufs[8][700];
-    static int k;
-    char *b = bufs[k++ % 8];
-    snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(b, 1, len, f) != len)
-        fprintf(stderr, "cannot write %s\n", path);
-    if (f)
-        fclose(f);
-}
-
 static void spit_text(const char *path, const char *text)
 {
     spit(path, text, strlen(text));
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n + 1 : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b)
-        b[n] = 0;
-    *len = (size_t)n;
-    return b;
 }
 
 static void put32le(unsigned char *p, uint32_t v)
@@ -1334,12 +1247,8 @@ static void test_misc(void)
 
 int main(void)
 {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/annkit-vectors-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (test_dir_make("vectors") != 0)
         return 1;
-    }
     test_names();
     test_spec_split();
     test_bin();
@@ -1352,10 +1261,5 @@ int main(void)
     test_hdf5_fixtures();
     test_h5py();
     test_misc();
-    if (!getenv("ANN_TEST_KEEP"))
-        nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-    else
-        fprintf(stderr, "kept %s\n", tmpdir);
-    fprintf(stderr, "test_vectors: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return test_dir_finish("test_vectors");
 }

@@ -120,7 +120,7 @@ static void usage(FILE *out, const cli_parser *p)
           "\n"
           "A CAGRA index built with --no-dataset needs --data DATASET (the vectors it was\n"
           "built from).  Every index takes filters; a cagra or ivf_flat search with more\n"
-          "than 90%% of the rows filtered out is a filtered brute force (-v says so).\n",
+          "than 90 % of the rows filtered out is a filtered brute force (-v says so).\n",
           out);
     cli_help_params(out, p);
     fputs("\n", out);

@@ -727,10 +727,11 @@ static void test_iterative(const dataset *s)
     }
 
     /*
-     * inner_product on 2000 rows: sound, and a low recall floor against the exact inner-product neighbours.
-     * The iterative graph serves inner_product much worse than an exact or NN-Descent graph on this data
-     * (measured: recall@10 0.66 vs 0.98 at itopk 128): rows found late get few in-edges, since each node
-     * keeps only graph_degree reverse edges, taken in row order.  The floor guards against breakage only.
+     * inner_product on 2000 rows: sound, and a recall floor against the exact inner-product neighbours.
+     * Rounds grown by inner product (cuVS's way) gave 0.8173 here (0.84 on 20000 Fashion-MNIST rows against
+     * 0.99 from NN-Descent): an inner-product kNN graph points most rows at a few large-norm hubs and searches
+     * poorly while it grows.  The rounds now grow by squared L2 and only the last one is by inner product:
+     * 0.9870.  The floor fails with the old rounds.
      */
     {
         const int64_t n = 2000;
@@ -753,7 +754,7 @@ static void test_iterative(const dataset *s)
             sp.itopk_size = 128;
             CHECK(ann_index_search(ix, &sp, &qm, 10, &ex, ids, dist) == ANN_OK, "ip search");
             double r = recall(ids, tids, s->nq, 10, 10);
-            CHECK(r >= 0.50, "iterative inner_product: recall@10 at itopk 128 = %.4f < 0.50", r);
+            CHECK(r >= 0.95, "iterative inner_product: recall@10 at itopk 128 = %.4f < 0.95", r);
             ann_index_free(ix);
             ix = NULL;
         }

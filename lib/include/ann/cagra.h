@@ -75,12 +75,14 @@ extern "C" {
  * ann_exec.device selects for CAGRA search (--device cuda fails with
  * ANN_ERR_BACKEND_UNAVAILABLE where CUDA has no CAGRA search).  The graph
  * does not depend on the thread count.  Metric cosine is
- * ANN_ERR_UNSUPPORTED (cuVS's rule).  inner_product builds, but its
- * graph can be much worse than nn_descent's: rows found late get few
- * in-edges (measured on clustered data: recall@10 0.66 against 0.98 at
- * itopk 128).  On the CPU (Fashion-MNIST, graph_degree 32 from 64, two
- * threads) it took about 0.7x the CPU time and half the memory of
- * nn_descent for the same recall (numbers in cagra_build.c).
+ * ANN_ERR_UNSUPPORTED (cuVS's rule).  With inner_product every round
+ * but the last searches and prunes by squared L2 and the last searches
+ * by inner product (an inner-product kNN graph is hub-bound and searches
+ * poorly while it grows: recall@10 0.84 against 0.99 on 20000 rows of
+ * Fashion-MNIST with inner-product rounds; see cagra_build.c).  On the
+ * CPU (Fashion-MNIST, graph_degree 32 from 64, two threads) it took
+ * about 0.7x the CPU time and half the memory of nn_descent for the
+ * same recall (numbers in cagra_build.c).
  */
 typedef enum ann_cagra_build_algo {
     ANN_CAGRA_BUILD_AUTO = 0,        /**< brute_force, nn_descent or ivf_pq, as above */

@@ -79,7 +79,7 @@ static const ann_param_desc cagra_build_table[] = {
     {"build_algo", ANN_PARAM_ENUM, offsetof(ann_cagra_params, build_algo), 0, 4,
      "auto|nn_descent|brute_force|ivf_pq|iterative",
      "initial kNN graph: auto = brute_force, nn_descent or ivf_pq by size and host memory; iterative = "
-     "grown by CAGRA search (not cosine)"},
+     "grown by CAGRA search"},
     {"nn_descent_niter", ANN_PARAM_INT32, offsetof(ann_cagra_params, nn_descent_niter), 1, 1000, NULL,
      "NN-Descent iterations of the initial graph"},
     {"guarantee_connectivity", ANN_PARAM_BOOL, offsetof(ann_cagra_params, guarantee_connectivity), 0, 1, NULL,
@@ -629,11 +629,12 @@ static void *narrow_rows(const ann_matrix *data, int nt, ann_dtype *dt)
  * the rows (a + t) mod qn, t = 1, 2, ... not yet in the row (annkit's
  * soft failure, notes 12: "pad with valid ids"); then the whole row is
  * re-sorted by exact distance (pair_key, ties by id), so the prune still
- * sees a rank order.  xa, xb: d floats each; buf: width key_id entries.
+ * sees a rank order.  xa, xb: d floats each; buf: width key_id entries;
+ * norms: the rows' L2 norms for cosine, else NULL.
  * Returns the new number of usable entries (min(target, qn - 1)).
  */
 static int pad_row(const ann_matrix *data, ann_metric metric, int64_t a, int64_t qn, uint32_t *row, int m,
-                   int target, float *xa, float *xb, key_id *buf)
+                   int target, float *xa, float *xb, key_id *buf, const float *norms)
 {
     const int64_t d = data->cols;
     for (int64_t t = 1; t < qn && m < target; t++) {
@@ -647,7 +648,7 @@ static int pad_row(const ann_matrix *data, ann_metric metric, int64_t a, int64_t
     ann_row_to_f32(ann_matrix_row(data, a), data->dtype, d, xa);
     for (int j = 0; j < m; j++) {
         ann_row_to_f32(ann_matrix_row(data, row[j]), data->dtype, d, xb);
-        const float key = pair_key(metric, xa, xb, d, 0, 0);
+        const float key = pair_key(metric, xa, xb, d, norms ? norms[a] : 0, norms ? norms[row[j]] : 0);
         buf[j].key = key == key ? key : INFINITY;
         buf[j].id = row[j];
     }
@@ -696,7 +697,8 @@ static int pad_row(const ann_matrix *data, ann_metric metric, int64_t a, int64_t
  * CPU reads a lossless compact copy when the f32 values allow one
  * (narrow_rows()).  A search row list with fewer usable neighbours than
  * the round's degree (tiny graphs) is padded by pad_row().
- * Cosine is refused by the caller (cuVS does not build it iteratively).
+ * Cosine (which cuVS does not build iteratively) searches and prunes by
+ * cosine in every round, with the rows' L2 norms.
  * Output: *graph_out (rows x deg uint32, ann_cagra_alloc; free()).
  * Memory: the qn x min(k, qn - 1) uint32 list (at most rows x (ideg + 1),
  * cuVS's H_iter), the graph of the round and the next one, 8192 x k
@@ -765,16 +767,18 @@ static ann_status iterative_build(const ann_cagra_params *p, const ann_matrix *d
             for (int32_t j = 0; j < gdeg; j++)
                 graph[i * gdeg + j] = (uint32_t)((i + off[j]) % n0);
     }
-    /* what the search reads: norms for the L2 family (the view's contract), the compact copy on the CPU */
+    /* what the search reads: squared norms for the L2 family, L2 norms for cosine (the view's contract), the
+       compact copy on the CPU */
     /* inner_product grows the graph by squared L2 (see above); only the last round is by inner product */
     const bool l2rounds = p->metric == ANN_METRIC_INNER_PRODUCT;
-    if (p->metric == ANN_METRIC_SQEUCLIDEAN || p->metric == ANN_METRIC_EUCLIDEAN || l2rounds) {
+    const bool cosine = p->metric == ANN_METRIC_COSINE;
+    if (p->metric == ANN_METRIC_SQEUCLIDEAN || p->metric == ANN_METRIC_EUCLIDEAN || l2rounds || cosine) {
         norms = malloc((size_t)n * sizeof(float));
         if (!norms) {
             st = ann_set_error(ANN_ERR_NOMEM, "cagra iterative: out of memory for %lld norms", (long long)n);
             goto cleanup;
         }
-        ann_row_norms(data->data, data->dtype, n, d, data->stride, false, norms, nt);
+        ann_row_norms(data->data, data->dtype, n, d, data->stride, cosine, norms, nt); /* cosine: L2, else squared */
     }
     if (ops == ann_cpu_ops())
         narrow = narrow_rows(data, nt, &vdt);
@@ -865,7 +869,7 @@ static ann_status iterative_build(const ann_cagra_params *p, const ann_matrix *d
                 while (m < w && row[m] != UINT32_MAX)
                     m++;
                 if (m < rdeg)
-                    pad_row(data, rm, a, qn, row, m, rdeg, xa, xb, kbuf);
+                    pad_row(data, rm, a, qn, row, m, rdeg, xa, xb, kbuf, cosine ? norms : NULL);
             }
         if (ann_interrupted(ex)) {
             st = ann_set_error(ANN_ERR_INTERRUPTED, "interrupted");
@@ -1035,10 +1039,6 @@ ann_status ann_cagra_build_graph(const ann_cagra_params *pin, const ann_matrix *
         return ann_set_error(ANN_ERR_INVALID_ARG, "cagra: %lld rows do not fit uint32 graph ids", (long long)n);
     if (p.metric == ANN_METRIC_HAMMING)
         return ann_set_error(ANN_ERR_UNSUPPORTED, "cagra: metric hamming is not available on the CPU");
-    if (!knn && p.build_algo == ANN_CAGRA_BUILD_ITERATIVE && p.metric == ANN_METRIC_COSINE)
-        return ann_set_error(ANN_ERR_UNSUPPORTED,
-                             "cagra: build_algo iterative does not support metric cosine (as in cuVS); use "
-                             "nn_descent or brute_force, or --graph FILE");
     if (knn) {
         if (knn->rows != n)
             return ann_set_error(ANN_ERR_MISMATCH, "the kNN graph has %lld rows, the dataset %lld",

@@ -289,6 +289,10 @@ static int info_cuvs(const char *path)
     printf("dim: %lld\n", (long long)info.dim);
     printf("graph degree: %lld\n", (long long)info.graph_degree);
     printf("dataset: %s\n", info.has_dataset ? "included" : "not included");
+    if (info.has_ids) /* content_map bit 1: searches return source_indices[row] */
+        printf("source indices: included (ids below %lld)\n", (long long)info.id_bound);
+    else
+        printf("source indices: not included\n");
     ann_index_free(ix);
     return 0;
 }
@@ -889,13 +893,15 @@ static int run_to_cuvs(const struct convert_opts *o, const cli_common *co)
         cli_info("'%s' holds no vectors: the cuVS file will not have them either", o->in);
     ann_clear_error();
     if ((s = ann_cagra_save_cuvs(ix, cli_output_target(&out), with_data)) != ANN_OK) {
-        rc = cli_report(s, o->out);
+        /* ANN_ERR_INVALID_ARG is about the index (sizes, ids that do not fit uint32), not the output */
+        rc = cli_report(s, s == ANN_ERR_INVALID_ARG ? o->in : o->out);
         goto done;
     }
     if ((rc = cli_output_commit(&out)) != 0)
         goto done;
-    cli_info("wrote '%s': cuVS CAGRA file (version 5), %lld rows x degree %lld, %s, in %.3f s", o->out,
+    cli_info("wrote '%s': cuVS CAGRA file (version 5), %lld rows x degree %lld, %s%s, in %.3f s", o->out,
              (long long)info.rows, (long long)info.graph_degree, with_data ? "with the dataset" : "graph only",
+             info.has_ids ? ", with source indices" : "",
              cli_now() - t0);
 done:
     cli_output_discard(&out);
@@ -933,9 +939,10 @@ static int run_from_cuvs(const struct convert_opts *o, const cli_common *co)
         goto done;
     ann_index_info info;
     ann_index_get_info(ix, &info);
-    cli_info("wrote '%s': cagra index, %lld rows x %lld dim, degree %lld, %s, %s, in %.3f s", o->out,
+    cli_info("wrote '%s': cagra index, %lld rows x %lld dim, degree %lld, %s, %s%s, in %.3f s", o->out,
              (long long)info.rows, (long long)info.dim, (long long)info.graph_degree, ann_metric_name(info.metric),
-             info.has_dataset ? "with the dataset" : "graph only", cli_now() - t0);
+             info.has_dataset ? "with the dataset" : "graph only", info.has_ids ? ", with source indices" : "",
+             cli_now() - t0);
 done:
     cli_output_discard(&out);
     ann_index_free(ix);

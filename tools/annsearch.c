@@ -112,9 +112,11 @@ static void usage(FILE *out, const cli_parser *p)
           "      --batch N         search N queries per call (default: all at once)\n"
           "      --repeat N        run each setting N times and report the fastest\n"
           "      --format NAME     format of QUERIES (default: from its magic or extension)\n"
-          "      --filter BITSET   return only rows whose bit is set in BITSET, a file of\n"
-          "                        ceil(rows / 8) bytes (or whole uint32 words): bit i of\n"
-          "                        byte i / 8, least significant first, is row i\n"
+          "      --filter BITSET   return only ids whose bit is set in BITSET, a file of\n"
+          "                        ceil(N / 8) bytes (or whole uint32 words): bit i of\n"
+          "                        byte i / 8, least significant first, is id i; N is\n"
+          "                        the rows, or one past the largest id of an index\n"
+          "                        whose rows have ids of their own\n"
           "      --allow IDS       return only the ids listed in IDS (a vector file of\n"
           "                        integers, or text: ids separated by blanks or commas)\n"
           "\n"
@@ -558,7 +560,7 @@ static int slurp(const char *path, char **buf, size_t *len)
     return 0;
 }
 
-/* --filter: a file of exactly ceil(rows / 8) bytes, or of ceil(rows / 32) uint32 words. */
+/* --filter: a file of exactly ceil(rows / 8) bytes, or of ceil(rows / 32) uint32 words (rows: the id space). */
 static int read_bitset(const char *path, int64_t rows, struct filter *f)
 {
     char *buf = NULL;
@@ -568,7 +570,7 @@ static int read_bitset(const char *path, int64_t rows, struct filter *f)
         goto done;
     const size_t bytes = (size_t)((rows + 7) / 8), words = (size_t)((rows + 31) / 32) * 4;
     if (len != bytes && len != words) {
-        cli_error("'%s': %zu bytes; a bitset of %lld rows has %zu bytes (or %zu as uint32 words)", path, len,
+        cli_error("'%s': %zu bytes; a bitset of %lld ids has %zu bytes (or %zu as uint32 words)", path, len,
                   (long long)rows, bytes, words);
         rc = CLI_EXIT_FAILURE;
         goto done;
@@ -583,7 +585,7 @@ static int read_bitset(const char *path, int64_t rows, struct filter *f)
     for (size_t i = 0; i < bytes; i++)
         f->bits[i / 4] |= (uint32_t)(unsigned char)buf[i] << (8 * (i % 4));
     if (rows % 32)
-        f->bits[rows / 32] &= (1u << (rows % 32)) - 1; /* padding bits never name a row */
+        f->bits[rows / 32] &= (1u << (rows % 32)) - 1; /* padding bits never name an id */
     f->n_bits = rows;
 done:
     free(buf);
@@ -640,7 +642,7 @@ done:
     return rc;
 }
 
-/* --allow: ids as a vector file (ibin, ivecs, npy, HDF5, ...) or a text list. */
+/* --allow: ids (each below rows, the id space) as a vector file (ibin, ivecs, npy, HDF5, ...) or a text list. */
 static int read_allow(const char *spec, int64_t rows, struct filter *f)
 {
     char path[PATH_MAX], name[PATH_MAX];
@@ -679,7 +681,7 @@ static int read_allow(const char *spec, int64_t rows, struct filter *f)
         goto nomem;
     for (int64_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= rows) {
-            cli_error("'%s': id %lld is not a row of the index (0 .. %lld)", path, (long long)ids[i],
+            cli_error("'%s': id %lld is not an id of the index (0 .. %lld)", path, (long long)ids[i],
                       (long long)rows - 1);
             rc = CLI_EXIT_FAILURE;
             goto done;
@@ -734,7 +736,8 @@ struct shard {
     const char *path;
     ann_index *ix;
     ann_index_info info;
-    struct filter flt;  /* the global filter cut to this shard's rows (bits NULL: none) */
+    struct filter flt;  /* the global filter cut to this shard's rows, or all of it for a shard with its own ids
+                           (bits NULL: none) */
 };
 
 /* Whether result (da, ia) ranks before (db, ib) under @p metric: empty slots (id < 0) last, ties by id. */
@@ -749,7 +752,8 @@ static bool ranks_before(ann_metric metric, float da, int64_t ia, float db, int6
 
 /*
  * Search every shard and merge: shard j's ids are shifted by its row
- * offset, and each query keeps the k best of all shards.  A single shard
+ * offset (not those of a shard that maps rows to ids of its own: they are
+ * global already), and each query keeps the k best of all shards.  A single shard
  * at offset 0 is searched straight into ids/dists.  tmp_ids/tmp_dists and
  * mrg_ids/mrg_dists are n x k scratch arrays (unused for one shard at 0).
  * *seconds: the search calls plus the merge.
@@ -771,7 +775,7 @@ static int search_shards(struct shard *sh, int n_sh, const void *params, const a
             return rc;
         double t0 = cli_now();
         int64_t *nid = j ? tmp_ids : ids;
-        const int64_t off = sh[j].info.row_offset;
+        const int64_t off = sh[j].info.has_ids ? 0 : sh[j].info.row_offset;
         for (int64_t i = 0; i < n * k; i++)
             if (nid[i] >= 0)
                 nid[i] += off;
@@ -919,6 +923,7 @@ static int run_search(struct search_opts *o, const cli_parser *p)
     if ((sh = calloc((size_t)o->n_indexes, sizeof *sh)) == NULL)
         goto nomem;
     int64_t total_rows = 0; /* one past the last global row of any shard */
+    int64_t id_space = 0;   /* one past the largest id any shard can return: the size of a filter */
     for (int j = 0; j < o->n_indexes; j++) {
         double t0 = cli_now();
         sh[j].path = o->indexes[j];
@@ -945,6 +950,9 @@ static int run_search(struct search_opts *o, const cli_parser *p)
         }
         if (si->row_offset + si->rows > total_rows)
             total_rows = si->row_offset + si->rows;
+        const int64_t bound = si->has_ids ? si->id_bound : si->row_offset + si->rows;
+        if (bound > id_space)
+            id_space = bound;
         cli_info("loaded '%s': %s, %lld rows x %lld dim (rows %lld to %lld), %s, in %.3f s", sh[j].path,
                  ann_algo_name(si->algo), (long long)si->rows, (long long)si->dim, (long long)si->row_offset,
                  (long long)(si->row_offset + si->rows - 1), ann_metric_name(si->metric), cli_now() - t0);
@@ -1012,16 +1020,16 @@ static int run_search(struct search_opts *o, const cli_parser *p)
             cli_info("attached '%s' to '%s'", o->data, sh[j].path);
         }
     }
-    if (o->filter != NULL && (rc = read_bitset(o->filter, info.rows, &flt)) != 0)
+    if (o->filter != NULL && (rc = read_bitset(o->filter, id_space, &flt)) != 0)
         goto done;
-    if (o->allow != NULL && (rc = read_allow(o->allow, info.rows, &flt)) != 0)
+    if (o->allow != NULL && (rc = read_allow(o->allow, id_space, &flt)) != 0)
         goto done;
     if (flt.bits != NULL) {
-        for (int64_t w = 0; w < (info.rows + 31) / 32; w++)
+        for (int64_t w = 0; w < (id_space + 31) / 32; w++)
             flt.kept += __builtin_popcount(flt.bits[w]);
-        cli_info("filter: %lld of %lld rows may be returned", (long long)flt.kept, (long long)info.rows);
+        cli_info("filter: %lld of %lld ids may be returned", (long long)flt.kept, (long long)id_space);
         for (int j = 0; j < o->n_indexes; j++) {
-            if (o->n_indexes == 1 && sh[j].info.row_offset == 0)
+            if ((o->n_indexes == 1 && sh[j].info.row_offset == 0) || sh[j].info.has_ids)
                 sh[j].flt = flt;
             else if ((rc = shard_filter(&flt, sh[j].info.row_offset, sh[j].info.rows, &sh[j].flt)) != 0)
                 goto done;

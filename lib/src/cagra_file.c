@@ -16,8 +16,16 @@
  *   [dataset]   npy <u4 () tag: 1 empty (then npy <u4 () suggested dim),
  *               2 strided: npy <i4 () cudaDataType (0 f32, 2 f16, 3 i8,
  *               8 u8), npy <i8 () rows, npy <u4 () dim, npy <u4 () stride,
- *               npy T (rows, dim), unpadded; 3 VPQ (not read here)
- *   [source indices] npy <u4 (rows,) (not read here)
+ *               npy T (rows, dim), unpadded; 3 VPQ (not read here; as
+ *               cuVS's dataset_serialize.hpp writes it: npy <i4 ()
+ *               cudaDataType of the codebooks (0 f32, 2 f16), <i8 () rows,
+ *               <u4 () dim, vq_n_centers, pq_n_centers, pq_len,
+ *               encoded_row_length, then the vq codebook (vq_n_centers,
+ *               dim), the pq codebook (pq_n_centers, pq_len) and the u1
+ *               codes (rows, encoded_row_length): a u32 vq label, then
+ *               ceil(dim / pq_len) pq codes of log2(pq_n_centers) bits)
+ *   [source indices] npy <u4 (rows,): the id a search returns for each
+ *               row (the index's row -> id map, index_internal.h)
  * Each npy blob: "\x93NUMPY", 0x01 0x00, uint16 LE header length, the
  * dict text "{'descr': '<u4', 'fortran_order': False, 'shape': (2, 3)}",
  * spaces and a newline so that 10 + header length is a multiple of 64
@@ -35,6 +43,7 @@
 #include <unistd.h>
 
 #include "cagra_internal.h"
+#include "index_internal.h"
 #include "internal.h"
 
 #define CUVS_CAGRA_VERSION 5
@@ -122,10 +131,28 @@ ann_status ann_cagra_save_cuvs(const ann_index *ix, const char *path, bool inclu
         return ann_set_error(ANN_ERR_UNSUPPORTED,
                              "metric euclidean has no cuVS CAGRA equivalent (cuVS CAGRA searches sqeuclidean); rebuild "
                              "with --metric sqeuclidean");
+    /* source indices: the file's IdxT is uint32, so every id must fit one */
+    const int64_t *row_ids = ann_index_row_ids(ix);
+    uint32_t *src = NULL;
+    if (row_ids) {
+        if (!(src = malloc((size_t)pt.rows * 4)))
+            return ann_set_error(ANN_ERR_NOMEM, "out of memory for %lld source indices", (long long)pt.rows);
+        for (int64_t i = 0; i < pt.rows; i++) {
+            if (row_ids[i] < 0 || row_ids[i] > (int64_t)UINT32_MAX) {
+                free(src);
+                return ann_set_error(ANN_ERR_INVALID_ARG,
+                                     "row %lld has id %lld, which does not fit the cuVS file's uint32 source indices",
+                                     (long long)i, (long long)row_ids[i]);
+            }
+            src[i] = (uint32_t)row_ids[i];
+        }
+    }
     const char *descr = np_descr(pt.dtype);
     FILE *f = fopen(path, "wb");
-    if (!f)
+    if (!f) {
+        free(src);
         return ann_set_error(ANN_ERR_IO, "'%s': %s", path, strerror(errno));
+    }
     char head[4] = {0, 0, 0, 0};
     memcpy(head, descr, 3);
     const uint64_t gcount = (uint64_t)pt.rows * (uint64_t)pt.graph_degree;
@@ -133,7 +160,8 @@ ann_status ann_cagra_save_cuvs(const ann_index *ix, const char *path, bool inclu
     bool ok = fwrite(head, 1, 4, f) == 4 && put_i32(f, CUVS_CAGRA_VERSION) && put_u32(f, (uint32_t)pt.rows) &&
               put_u32(f, (uint32_t)pt.dim) && put_u32(f, (uint32_t)pt.graph_degree) && put_i32(f, (int32_t)pt.metric) &&
               npy_header(f, "<u4", 2, (uint64_t)pt.rows, (uint64_t)pt.graph_degree) &&
-              fwrite(pt.graph, 4, gcount, f) == gcount && put_u32(f, include_dataset ? 1u : 0u);
+              fwrite(pt.graph, 4, gcount, f) == gcount &&
+              put_u32(f, (include_dataset ? 1u : 0u) | (src ? 2u : 0u));
     if (ok && include_dataset) {
         const uint32_t stride = (uint32_t)(((uint64_t)pt.dim * es + 15) / 16 * 16 / es);
         const int64_t n = pt.rows;
@@ -142,6 +170,9 @@ ann_status ann_cagra_save_cuvs(const ann_index *ix, const char *path, bool inclu
              npy_header(f, descr, 2, (uint64_t)pt.rows, (uint64_t)pt.dim) &&
              fwrite(pt.data, es * (size_t)pt.dim, (size_t)pt.rows, f) == (size_t)pt.rows;
     }
+    if (ok && src)
+        ok = npy_header(f, "<u4", 1, (uint64_t)pt.rows, 0) && fwrite(src, 4, (size_t)pt.rows, f) == (size_t)pt.rows;
+    free(src);
     if (fflush(f) != 0)
         ok = false;
     int err = errno;
@@ -301,6 +332,37 @@ static ann_status get_array(reader *r, const char *descr, uint64_t a, uint64_t b
     return ANN_OK;
 }
 
+/*
+ * Read a 1-D npy array header of @p descr and shape (@p n,) whose
+ * elements are @p es bytes; *data points at its data in the mapping and
+ * r->off moves past them.  Errors: ANN_ERR_FORMAT naming the file, the
+ * offset and @p field (wrong dtype or shape, data past the end).
+ */
+static ann_status get_vector(reader *r, const char *descr, uint64_t n, size_t es, const char *field,
+                             const void **data)
+{
+    const size_t at = r->off;
+    npy h;
+    ann_status st = npy_read(r, &h);
+    if (st != ANN_OK)
+        return st;
+    char msg[200];
+    if (strcmp(h.descr, descr) != 0 || h.ndim != 1 || h.shape[0] != n) {
+        snprintf(msg, sizeof msg, "field '%s' should be an npy array %s (%llu,) (found %s with %d dimensions, %llu "
+                                  "values first)",
+                 field, descr, (unsigned long long)n, h.descr, h.ndim, (unsigned long long)h.shape[0]);
+        return bad(r, at, msg);
+    }
+    if (r->size - r->off < n * es) {
+        snprintf(msg, sizeof msg, "field '%s' (%llu values) runs past the end of the file: only %zu of %llu bytes",
+                 field, (unsigned long long)n, r->size - r->off, (unsigned long long)(n * es));
+        return bad(r, at, msg);
+    }
+    *data = r->p + r->off;
+    r->off += n * es;
+    return ANN_OK;
+}
+
 bool ann_cagra_cuvs_detect(const char *path)
 {
     unsigned char b[10];
@@ -322,6 +384,8 @@ ann_status ann_cagra_load_cuvs(const char *path, ann_index **out)
     ann_status st = ANN_OK;
     uint32_t *graph = NULL;
     void *data = NULL;
+    int64_t *src = NULL;     /* source indices, when the file has them */
+    size_t src_at = 0;
     void *map = MAP_FAILED;
     size_t map_len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -461,17 +525,36 @@ ann_status ann_cagra_load_cuvs(const char *path, ann_index **out)
         }
     }
     if (content & 2u) {
-        st = ann_set_error(ANN_ERR_UNSUPPORTED, "'%s': the index maps rows to source indices, which annkit's CAGRA "
-                                                "indexes do not have",
-                           path);
-        goto cleanup;
+        const void *sp = NULL;
+        src_at = r.off;
+        if ((st = get_vector(&r, "<u4", rows, 4, "source_indices", &sp)) != ANN_OK)
+            goto cleanup;
+        if (!(src = malloc((size_t)rows * sizeof(int64_t)))) {
+            st = ann_set_error(ANN_ERR_NOMEM, "'%s': out of memory for %u source indices", path, rows);
+            goto cleanup;
+        }
+        const unsigned char *b = sp;
+        for (uint32_t i = 0; i < rows; i++)
+            src[i] = (int64_t)((uint32_t)b[4 * (size_t)i] | (uint32_t)b[4 * (size_t)i + 1] << 8 |
+                               (uint32_t)b[4 * (size_t)i + 2] << 16 | (uint32_t)b[4 * (size_t)i + 3] << 24);
+        if ((st = ann_ids_check(src, rows)) != ANN_OK) {
+            char why[200];
+            snprintf(why, sizeof why, "field 'source_indices': %s", ann_last_error());
+            st = st == ANN_ERR_NOMEM ? st : bad(&r, src_at, why);
+            goto cleanup;
+        }
     }
     st = ann_index_cagra_adopt(NULL, metric, dtype, rows, dim, (int32_t)deg, graph, data, 0, out);
     graph = NULL;
     data = NULL;
+    if (st == ANN_OK && src && (st = ann_index_set_ids(*out, src)) != ANN_OK) {
+        ann_index_free(*out);
+        *out = NULL;
+    }
 cleanup:
     free(graph);
     free(data);
+    free(src);
     if (map != MAP_FAILED)
         munmap(map, map_len);
     close(fd);

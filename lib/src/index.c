@@ -11,9 +11,16 @@
  *             list_offsets (i64 n_lists+1), list_ids (i64 rows);
  *             data and norms are packed by list.
  *   cagra     graph (rows x graph_degree u32); data and norms only when
- *             the index holds its vectors.  CAGRA arrays are always heap
- *             copies (huge-page advised, ann_cagra_alloc), never the
- *             mapping: graph search reads rows at random.
+ *             the index holds its vectors; ids (i64 rows) only when the
+ *             index maps rows to ids (cuVS source indices).  CAGRA
+ *             arrays are always heap copies (huge-page advised,
+ *             ann_cagra_alloc), never the mapping: graph search reads
+ *             rows at random.
+ *
+ * Row -> id maps (brute_force and cagra `ids`) share one set of helpers
+ * (ids_*): a search runs over rows and maps its results afterwards, a
+ * filter over ids becomes a filter over rows first, and extend continues
+ * after the largest id.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +46,7 @@ struct ann_index {
     ann_container *file;      /* non-NULL when arrays point into a mapping */
     void *data;               /* rows x dim (ivf_flat: packed by list) */
     float *norms;             /* rows, or NULL (inner product, l1) */
-    int64_t *ids;             /* brute_force: NULL = identity; ivf_flat: list_ids */
+    int64_t *ids;             /* brute_force, cagra: row -> id, NULL = identity; ivf_flat: list_ids */
     /* ivf_flat */
     ann_ivf_flat_params ivf;
     float *centers;
@@ -302,6 +309,161 @@ static void *copy_rows(const ann_matrix *m)
     for (int64_t i = 0; i < m->rows; i++)
         memcpy(p + i * rb, ann_matrix_row(m, i), rb);
     return p;
+}
+
+/* ------------------------- row -> id maps --------------------------- */
+
+/*
+ * One past the largest id of @p ix: the first id extend gives to new rows
+ * without ids of their own (rows when ids are the row numbers).  Reads
+ * the whole map; single thread.
+ */
+static int64_t ids_next(const ann_index *ix)
+{
+    if (!ix->ids)
+        return ix->rows;
+    int64_t next = 0;
+    for (int64_t i = 0; i < ix->rows; i++)
+        if (ix->ids[i] + 1 > next)
+            next = ix->ids[i] + 1;
+    return next;
+}
+
+/*
+ * Replace each row number ids[i] >= 0 (i < n; -1 marks an empty slot) by
+ * row_ids[ids[i]]: what a search over rows returns for an index with a
+ * row -> id map.  Single thread (n is queries x k).
+ */
+static void ids_map(const int64_t *row_ids, int64_t n, int64_t *ids)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] >= 0)
+            ids[i] = row_ids[ids[i]];
+}
+
+/* qsort order of (id, row) int64 pairs: by id, then by row. */
+static int cmp_id_row(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+ann_status ann_ids_check(const int64_t *ids, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0)
+            return ann_set_error(ANN_ERR_INVALID_ARG, "row %lld has the negative id %lld (-1 marks empty result "
+                                                      "slots)",
+                                 (long long)i, (long long)ids[i]);
+    if (n < 2)
+        return ANN_OK;
+    /* (id, row) pairs sorted: a duplicate id sits next to its twin, lowest rows first */
+    int64_t *pairs = malloc((size_t)n * 2 * sizeof(int64_t));
+    if (!pairs)
+        return ann_set_error(ANN_ERR_NOMEM, "out of memory checking %lld ids", (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        pairs[2 * i] = ids[i];
+        pairs[2 * i + 1] = i;
+    }
+    qsort(pairs, (size_t)n, 2 * sizeof(int64_t), cmp_id_row);
+    ann_status st = ANN_OK;
+    for (int64_t i = 1; i < n; i++)
+        if (pairs[2 * i] == pairs[2 * i - 2]) {
+            st = ann_set_error(ANN_ERR_INVALID_ARG, "rows %lld and %lld have the same id %lld",
+                               (long long)pairs[2 * i - 1], (long long)pairs[2 * i + 1], (long long)pairs[2 * i]);
+            break;
+        }
+    free(pairs);
+    return st;
+}
+
+/*
+ * A filter over ids (@p bits, @p nbits; DESIGN.md "Filters") as a filter
+ * over the @p rows rows of a row -> id map: bit r is bit row_ids[r] of
+ * @p bits (0 when that id is not below nbits).  Returns ceil(rows / 32)
+ * words (free()), or NULL when out of memory.  Threads: the caller's
+ * OpenMP default, up to @p n_threads.
+ */
+static uint32_t *ids_row_bitset(const int64_t *row_ids, int64_t rows, const uint32_t *bits, int64_t nbits,
+                                int n_threads)
+{
+    const int64_t words = (rows + 31) / 32;
+    uint32_t *out = malloc((size_t)(words > 0 ? words : 1) * sizeof(uint32_t));
+    if (!out)
+        return NULL;
+#pragma omp parallel for num_threads(ann_threads(n_threads)) schedule(static)
+    for (int64_t w = 0; w < words; w++) {
+        uint32_t word = 0;
+        const int64_t end = (w + 1) * 32 < rows ? (w + 1) * 32 : rows;
+        for (int64_t r = w * 32; r < end; r++) {
+            const int64_t v = row_ids[r];
+            if (v >= 0 && v < nbits && ((bits[v >> 5] >> (v & 31)) & 1u))
+                word |= 1u << (r & 31);
+        }
+        out[w] = word;
+    }
+    return out;
+}
+
+/*
+ * The optional `ids` section of container @p c (i64 x rows) into *ids:
+ * NULL when the section is absent; a pointer into the mapping, or with
+ * @p copy a heap copy checked by ann_ids_check() (CAGRA indexes copy
+ * every array out of the file).  Errors: those of
+ * ann_container_get_sized() (wrong size, checksum), ANN_ERR_FORMAT
+ * (negative or repeated id, naming @p path), ANN_ERR_NOMEM.
+ */
+static ann_status ids_load(ann_container *c, const char *path, uint64_t rows, bool copy, int64_t **ids)
+{
+    *ids = NULL;
+    if (!ann_container_has(c, "ids"))
+        return ANN_OK;
+    const void *p;
+    ann_status st = ann_container_get_sized(c, "ids", 8 * rows, &p);
+    if (st != ANN_OK || !copy) {
+        *ids = st == ANN_OK ? (int64_t *)p : NULL;
+        return st;
+    }
+    int64_t *v = dup_bytes(p, 8 * rows);
+    if (!v)
+        return ann_set_error(ANN_ERR_NOMEM, "'%s': out of memory for the ids", path);
+    if ((st = ann_ids_check(v, (int64_t)rows)) != ANN_OK) {
+        char why[200];
+        snprintf(why, sizeof why, "%s", ann_last_error());
+        free(v);
+        return ann_set_error(ANN_ERR_FORMAT, "'%s': section 'ids': %s", path, why);
+    }
+    *ids = v;
+    return ANN_OK;
+}
+
+ann_status ann_index_set_ids(ann_index *ix, const int64_t *ids)
+{
+    if (ix->algo != ANN_ALGO_BRUTE_FORCE && ix->algo != ANN_ALGO_CAGRA)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "only brute_force and cagra indexes take a row -> id map (this is "
+                                                  "%s)",
+                             ann_algo_name(ix->algo));
+    int64_t *copy = NULL;
+    if (ids) {
+        ann_status st = ann_ids_check(ids, ix->rows);
+        if (st != ANN_OK)
+            return st;
+        if (!(copy = dup_bytes(ids, 8 * (size_t)ix->rows)))
+            return ann_set_error(ANN_ERR_NOMEM, "out of memory for %lld ids", (long long)ix->rows);
+    }
+    ann_status st = materialize(ix);
+    if (st != ANN_OK) {
+        free(copy);
+        return st;
+    }
+    free(ix->ids);
+    ix->ids = copy;
+    return ANN_OK;
+}
+
+const int64_t *ann_index_row_ids(const ann_index *ix)
+{
+    return ix->algo == ANN_ALGO_BRUTE_FORCE || ix->algo == ANN_ALGO_CAGRA ? ix->ids : NULL;
 }
 
 /* ------------------------------ IVF-Flat ---------------------------- */
@@ -793,10 +955,12 @@ ann_status ann_index_build(ann_algo algo, const void *params, const ann_matrix *
 }
 
 /*
- * CAGRA extend: rows appended (ids are row numbers, so @p ids must be
- * NULL or continue them), norms and the compact copy recomputed, the new
- * rows linked by ann_cagra_extend_graph().  The index is unchanged on
- * failure.
+ * CAGRA extend: rows appended, norms and the compact copy recomputed, the
+ * new rows linked by ann_cagra_extend_graph().  Without a row -> id map
+ * ids are row numbers, so @p ids must be NULL or continue them; with one
+ * (source indices) the new rows get @p ids (checked with the old ones by
+ * ann_ids_check) or, for NULL, the ids after the largest present, as
+ * brute_force does.  The index is unchanged on failure.
  */
 static ann_status cagra_add(ann_index *ix, const ann_matrix *data, const int64_t *ids, ann_exec *ex)
 {
@@ -804,7 +968,7 @@ static ann_status cagra_add(ann_index *ix, const ann_matrix *data, const int64_t
         return ann_set_error(ANN_ERR_INVALID_ARG,
                              "cagra: the index holds no vectors (built with --no-dataset): attach its dataset "
                              "before adding rows");
-    for (int64_t i = 0; ids && i < data->rows; i++)
+    for (int64_t i = 0; ids && !ix->ids && i < data->rows; i++)
         if (ids[i] != ix->rows + i)
             return ann_set_error(ANN_ERR_UNSUPPORTED,
                                  "cagra: ids are row numbers: row %lld of the new rows must have id %lld, not %lld",
@@ -816,10 +980,30 @@ static ann_status cagra_add(ann_index *ix, const ann_matrix *data, const int64_t
         return ANN_OK;
     const size_t rb = (size_t)ix->dim * ann_dtype_size(ix->dtype);
     const int32_t deg = ix->graph_degree;
-    char *nd = ann_cagra_alloc(rb * (size_t)total);
-    uint32_t *ng = ann_cagra_alloc((size_t)total * deg * sizeof(uint32_t));
+    char *nd = NULL;
+    uint32_t *ng = NULL;
     float *norms = NULL;
+    int64_t *nid = NULL;
     ann_status st = ANN_OK;
+    if (ix->ids) {
+        nid = ann_aligned_calloc(8 * (size_t)total);
+        if (!nid) {
+            st = ann_set_error(ANN_ERR_NOMEM, "cagra: out of memory for %lld ids", (long long)total);
+            goto fail;
+        }
+        memcpy(nid, ix->ids, 8 * (size_t)ix->rows);
+        const int64_t next = ids_next(ix);
+        for (int64_t i = 0; i < data->rows; i++)
+            nid[ix->rows + i] = ids ? ids[i] : next + i;
+        if (ids && (st = ann_ids_check(nid, total)) != ANN_OK) {
+            char why[200];
+            snprintf(why, sizeof why, "%s", ann_last_error());
+            st = ann_set_error(ANN_ERR_INVALID_ARG, "cagra: the new ids: %s", why);
+            goto fail;
+        }
+    }
+    nd = ann_cagra_alloc(rb * (size_t)total);
+    ng = ann_cagra_alloc((size_t)total * deg * sizeof(uint32_t));
     if (!nd || !ng) {
         st = ann_set_error(ANN_ERR_NOMEM, "cagra: out of memory for %lld rows", (long long)total);
         goto fail;
@@ -842,6 +1026,10 @@ static ann_status cagra_add(ann_index *ix, const ann_matrix *data, const int64_t
     ix->data = nd;
     ix->graph = ng;
     ix->norms = norms;
+    if (nid) {
+        free(ix->ids);
+        ix->ids = nid;
+    }
     ix->rows = total;
     cagra_narrow(ix, ex->n_threads);
     return ANN_OK;
@@ -849,6 +1037,7 @@ fail:
     free(nd);
     free(ng);
     free(norms);
+    free(nid);
     return st;
 }
 
@@ -871,14 +1060,7 @@ ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t
     if (st != ANN_OK)
         return st;
     drop_cache(ix);
-    int64_t next = 0;
-    if (ix->ids) {
-        for (int64_t i = 0; i < ix->rows; i++)
-            if (ix->ids[i] + 1 > next)
-                next = ix->ids[i] + 1;
-    } else {
-        next = ix->rows;
-    }
+    const int64_t next = ids_next(ix);
     int64_t *new_ids = malloc((size_t)data->rows * sizeof(int64_t) + 1);
     if (!new_ids)
         return ann_set_error(ANN_ERR_NOMEM, "out of memory");
@@ -1075,10 +1257,19 @@ static ann_status search_impl(const ann_index *cix, const void *search_params, c
     if (st != ANN_OK)
         return st;
 
+    /* CAGRA with a row -> id map: the filter over ids becomes one over rows; results are mapped at the end */
+    const bool cagra_map = ix->algo == ANN_ALGO_CAGRA && ix->ids;
+    uint32_t *row_bits = NULL;
     if (bits && ix->algo == ANN_ALGO_BRUTE_FORCE) {
         st = filtered_exact(ex, ix->metric, ix->dtype, ix->rows, ix->dim, ix->data, ix->norms, ix->ids, bits, nbits,
                             queries, k, ids, distances);
         goto done;
+    }
+    if (bits && cagra_map) {
+        if (!(row_bits = ids_row_bitset(ix->ids, ix->rows, bits, nbits, ex->n_threads)))
+            return ann_set_error(ANN_ERR_NOMEM, "out of memory for a filter of %lld rows", (long long)ix->rows);
+        bits = row_bits;
+        nbits = ix->rows;
     }
     int64_t kept = ix->rows;
     if (bits) { /* cagra or ivf_flat */
@@ -1102,7 +1293,7 @@ static ann_status search_impl(const ann_index *cix, const void *search_params, c
                                                        : ANN_OP_IVF_FLAT_SEARCH;
     const ann_backend_ops *ops;
     if ((st = ann_backend_select(ex, op, ix->dtype, ix->metric, &ops)) != ANN_OK)
-        return st;
+        goto done;
     if (ix->cache_ops && ix->cache_ops != ops)
         drop_cache(ix);
     ix->cache_ops = ops;
@@ -1110,12 +1301,8 @@ static ann_status search_impl(const ann_index *cix, const void *search_params, c
         ann_bf_view v = {ix->metric, ix->dtype, ix->rows, ix->dim, ix->data,
                          ix->dim * (int64_t)ann_dtype_size(ix->dtype), ix->norms, &ix->device_cache};
         st = ops->bf_search(&v, queries, k, ex->n_threads, ids, distances);
-        if (st == ANN_OK && ix->ids) {
-            int64_t total = queries->rows * k;
-            for (int64_t i = 0; i < total; i++)
-                if (ids[i] >= 0)
-                    ids[i] = ix->ids[ids[i]];
-        }
+        if (st == ANN_OK && ix->ids)
+            ids_map(ix->ids, queries->rows * k, ids);
     } else if (ix->algo == ANN_ALGO_CAGRA) {
         /* the CPU reads the lossless compact copy when there is one (bit-identical results) */
         const bool narrow = ix->narrow && ops == ann_cpu_ops();
@@ -1131,6 +1318,9 @@ static ann_status search_impl(const ann_index *cix, const void *search_params, c
         st = ops->ivf_flat_search(&v, search_params, queries, k, ex->n_threads, ids, distances);
     }
 done:
+    free(row_bits);
+    if (st == ANN_OK && cagra_map) /* graph search and filtered brute force alike returned rows */
+        ids_map(ix->ids, queries->rows * k, ids);
     if (st == ANN_OK && ann_interrupted(ex))
         st = ann_set_error(ANN_ERR_INTERRUPTED, "interrupted");
     return st;
@@ -1162,6 +1352,15 @@ void ann_index_get_info(const ann_index *ix, ann_index_info *info)
     info->row_offset = ix->row_offset;
     info->has_dataset = ix->algo != ANN_ALGO_CAGRA || ix->data != NULL;
     info->graph_degree = ix->algo == ANN_ALGO_CAGRA ? ix->graph_degree : 0;
+    info->has_ids = ix->algo != ANN_ALGO_IVF_FLAT && ix->ids != NULL;
+    if (ix->algo == ANN_ALGO_IVF_FLAT) {
+        info->id_bound = 0;
+        for (int64_t i = 0; i < ix->rows; i++)
+            if (ix->ids[i] + 1 > info->id_bound)
+                info->id_bound = ix->ids[i] + 1;
+    } else {
+        info->id_bound = ids_next(ix);
+    }
     uint64_t bytes = (uint64_t)ix->rows * ix->dim * ann_dtype_size(ix->dtype);
     if (ix->norms)
         bytes += 4 * (uint64_t)ix->rows;
@@ -1242,7 +1441,7 @@ ann_status ann_index_save(const ann_index *ix, const char *path, bool compress, 
         st = ann_container_add(w, "data", ix->data, rb * (uint64_t)ix->rows, codec);
     if (st == ANN_OK && ix->norms)
         st = ann_container_add(w, "norms", ix->norms, 4 * (uint64_t)ix->rows, codec);
-    if (st == ANN_OK && ix->algo == ANN_ALGO_BRUTE_FORCE && ix->ids)
+    if (st == ANN_OK && (ix->algo == ANN_ALGO_BRUTE_FORCE || ix->algo == ANN_ALGO_CAGRA) && ix->ids)
         st = ann_container_add(w, "ids", ix->ids, 8 * (uint64_t)ix->rows, codec);
     if (st == ANN_OK && ix->algo == ANN_ALGO_IVF_FLAT) {
         const uint64_t L = (uint64_t)ix->ivf.n_lists;
@@ -1272,8 +1471,9 @@ static int32_t cagra_build_algo_parse(const char *v)
 
 /*
  * Load a CAGRA container (formats/container.md 7.5): copies the graph,
- * the vectors and the norms out of the mapping into huge-page memory (a
- * graph search reads rows at random) and closes the file.
+ * the vectors, the norms and the optional ids out of the mapping into
+ * heap (huge-page) memory (a graph search reads rows at random) and
+ * closes the file.
  */
 static ann_status cagra_load(ann_container *c, const char *path, ann_index **out)
 {
@@ -1283,6 +1483,7 @@ static ann_status cagra_load(ann_container *c, const char *path, ann_index **out
     uint32_t *graph = NULL;
     void *data = NULL;
     float *norms = NULL;
+    int64_t *ids = NULL;
     if (!vector_dtype(h->dtype) || h->rows < 1 || h->dim < 1 || check_metric(h->metric) != ANN_OK ||
         h->rows >= (int64_t)UINT32_MAX) {
         ann_clear_error();
@@ -1361,6 +1562,8 @@ static ann_status cagra_load(ann_container *c, const char *path, ann_index **out
             memcpy(norms, p, 4 * rows);
         }
     }
+    if ((st = ids_load(c, path, rows, true, &ids)) != ANN_OK)
+        goto cleanup;
     ix = calloc(1, sizeof *ix);
     if (!ix) {
         st = ann_set_error(ANN_ERR_NOMEM, "out of memory");
@@ -1377,9 +1580,11 @@ static ann_status cagra_load(ann_container *c, const char *path, ann_index **out
     ix->graph = graph;
     ix->data = data;
     ix->norms = norms;
+    ix->ids = ids;
     graph = NULL;
     data = NULL;
     norms = NULL;
+    ids = NULL;
     cagra_narrow(ix, 0);
     if ((st = read_row_offset(meta, meta_len, path, ix)) != ANN_OK)
         goto cleanup;
@@ -1390,6 +1595,7 @@ cleanup:
     free(graph);
     free(data);
     free(norms);
+    free(ids);
     ann_container_close(c);
     return st;
 }
@@ -1448,10 +1654,8 @@ ann_status ann_index_load(const char *path, ann_index **out)
         st = ann_container_get_sized(c, "norms", 4 * rows, &p);
         ix->norms = (float *)p;
     }
-    if (st == ANN_OK && ix->algo == ANN_ALGO_BRUTE_FORCE && ann_container_has(c, "ids")) {
-        st = ann_container_get_sized(c, "ids", 8 * rows, &p);
-        ix->ids = (int64_t *)p;
-    }
+    if (st == ANN_OK && ix->algo == ANN_ALGO_BRUTE_FORCE)
+        st = ids_load(c, path, rows, false, &ix->ids);
     if (st == ANN_OK)
         st = read_row_offset(meta, meta_len, path, ix);
     if (st == ANN_OK && ix->algo == ANN_ALGO_IVF_FLAT) {

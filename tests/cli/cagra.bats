@@ -2,8 +2,9 @@
 # CAGRA end to end: annbuild --algo cagra from --graph and from each
 # --build-algo (iterative, and what auto chooses), the degree rules,
 # annsearch sweeps with comma lists, --filter / --allow, indexes without
-# their vectors, cuVS version-5 files through annconvert, corrupt files
-# and the exit statuses of the contract.
+# their vectors, cuVS version-5 files through annconvert (with source
+# indices: content_map bit 1), corrupt files and the exit statuses of
+# the contract.
 
 load common
 
@@ -295,6 +296,164 @@ at_least() { # $1 value, $2 floor, $3 what
     assert_failure 3
     run annconvert --to cagra-v5 --rows :10 cagra.ann w.cuvs
     assert_failure 2
+    assert_no_temporaries
+}
+
+# The npy 1.0 header of a '<u4' vector of $1 values, written by hand from
+# the npy rules (notes/algorithms.md 0.5): magic, version 1.0, header
+# length (little-endian u16), the dict, spaces and a newline up to a
+# multiple of 64 bytes.
+npy_u4_header() {
+    local dict="{'descr': '<u4', 'fortran_order': False, 'shape': ($1,)}"
+    local pad=$((64 - (10 + ${#dict} + 1) % 64))
+    local hlen=$((${#dict} + pad + 1))
+    printf '\223NUMPY\001\000'
+    printf "\\$(printf %03o $((hlen & 255)))\\$(printf %03o $((hlen >> 8)))"
+    printf '%s%*s\n' "$dict" "$pad" ''
+}
+
+# A cuVS CAGRA file with source indices by hand: $1 the cuVS file without
+# them, $2 its graph-only twin (whose last 4 bytes are content_map, at the
+# same offset in $1), $3 a text list of the rows' ids, $4 the output.
+# content_map gets bit 1 and the (rows,) uint32 array goes at the end.
+add_source_indices() {
+    local cm=$(($(stat -c %s "$2") - 4))
+    local n
+    n=$(wc -l <"$3")
+    cp "$1" "$4"
+    local bits
+    bits=$(od -A n -t u1 -j "$cm" -N 1 "$1" | tr -d ' ')
+    printf "\\$(printf %03o $((bits | 2)))" | dd of="$4" bs=1 seek="$cm" conv=notrunc status=none
+    npy_u4_header "$n" >>"$4"
+    annconvert -f --dtype i32 "$3" ids.ibin # 8-byte header (rows, 1), then the ids as little-endian int32
+    tail -c +9 ids.ibin >>"$4"
+}
+
+@test "cuVS files with source indices: import, mapped ids, filters over ids, extend, byte-identical export" {
+    annconvert --to cagra-v5 cagra.ann x.cuvs
+    annconvert --to cagra-v5 --no-dataset cagra.ann g.cuvs
+    # a permutation: row r has id 2999 - r
+    seq 2999 -1 0 >perm.txt
+    add_source_indices x.cuvs g.cuvs perm.txt p.cuvs
+    [ "$(stat -c %s p.cuvs)" -eq $(($(stat -c %s x.cuvs) + 128 + 12000)) ]
+    run annconvert --info p.cuvs
+    assert_success
+    assert_line "dataset: included"
+    assert_line "source indices: included (ids below 3000)"
+    run annconvert --info x.cuvs
+    assert_line "source indices: not included"
+    run --separate-stderr annconvert -v p.cuvs p.ann
+    assert_success
+    [[ "$stderr" == *"with source indices"* ]] || fail "$stderr"
+    run annconvert --info p.ann
+    assert_output --regexp "ids +[0-9]+ +24000"
+    # every id is 2999 - the row the index without source indices returns
+    annsearch cagra.ann q.fbin -k 10 -o rows.txt --distances rd.txt
+    annsearch p.ann q.fbin -k 10 -o ids.txt --distances id.txt
+    awk '{ for (j = 1; j <= NF; j++) $j = 2999 - $j; print }' rows.txt >want.txt
+    same_numbers want.txt ids.txt
+    same_numbers rd.txt id.txt
+    # filters are over the ids: keeping even ids keeps odd rows (2999 - r even)
+    head -c 375 /dev/zero | tr '\000' '\125' >even.bits
+    head -c 375 /dev/zero | tr '\000' '\252' >odd.bits
+    annsearch p.ann q.fbin -k 10 --filter even.bits -o f_ids.txt
+    awk '{ for (j = 1; j <= NF; j++) if ($j % 2) { print "odd id " $j; bad = 1 } } END { exit bad }' f_ids.txt
+    annsearch cagra.ann q.fbin -k 10 --filter odd.bits -o f_rows.txt
+    awk '{ for (j = 1; j <= NF; j++) $j = 2999 - $j; print }' f_rows.txt >f_want.txt
+    same_numbers f_want.txt f_ids.txt
+    # more than 90 % filtered out: the filtered brute force returns ids too
+    seq 0 99 >allowed.txt
+    run --separate-stderr annsearch -v p.ann q.fbin -k 5 --allow allowed.txt -o few.txt
+    assert_success
+    [[ "$stderr" == *"filtered brute force"* ]] || fail "$stderr"
+    awk '{ for (j = 1; j <= NF; j++) if ($j < 0 || $j >= 100) { print "id " $j; bad = 1 } } END { exit bad }' few.txt
+    seq 2900 2999 >allowed_rows.txt
+    annsearch cagra.ann q.fbin -k 5 --allow allowed_rows.txt -o few_rows.txt
+    awk '{ for (j = 1; j <= NF; j++) $j = 2999 - $j; print }' few_rows.txt >few_want.txt
+    same_numbers few_want.txt few.txt
+    # export: byte-identical to the hand-written file, through a compressed index too
+    annconvert --to cagra-v5 p.ann back.cuvs
+    cmp p.cuvs back.cuvs
+    annconvert --compress p.cuvs pz.ann
+    annconvert --to cagra-v5 pz.ann backz.cuvs
+    cmp p.cuvs backz.cuvs
+    # graph only, with sparse ids: row r has id 1000 + 7 r
+    seq 1000 7 21993 >sparse.txt
+    add_source_indices g.cuvs g.cuvs sparse.txt s.cuvs
+    run annconvert --info s.cuvs
+    assert_line "dataset: not included"
+    assert_line "source indices: included (ids below 21994)"
+    annconvert s.cuvs s.ann
+    annsearch s.ann q.fbin -k 10 --data base.fbin -o s_ids.txt
+    awk '{ for (j = 1; j <= NF; j++) $j = 1000 + 7 * $j; print }' rows.txt >s_want.txt
+    same_numbers s_want.txt s_ids.txt
+    annconvert --to cagra-v5 --no-dataset s.ann s_back.cuvs
+    cmp s.cuvs s_back.cuvs
+    # filters name ids, up to the largest (21993), not rows: allow the ids of rows 0 to 99
+    seq 1000 7 1693 >s_allow.txt
+    annsearch s.ann q.fbin -k 5 --data base.fbin --allow s_allow.txt -o s_few.txt
+    awk '{ for (j = 1; j <= NF; j++) if ($j < 1000 || $j > 1693 || ($j - 1000) % 7) { print "id " $j; bad = 1 } }
+         END { exit bad }' s_few.txt
+    echo 21994 >over.txt
+    run annsearch s.ann q.fbin -k 5 --data base.fbin --allow over.txt
+    assert_failure 1
+    assert_output --partial "id 21994 is not an id of the index (0 .. 21993)"
+    # a bitset covers ceil(21994 / 8) = 2750 bytes; one sized by the 3000 rows is refused
+    head -c 2750 /dev/zero | tr '\000' '\377' >all.bits
+    annsearch s.ann q.fbin -k 10 --data base.fbin --filter all.bits -o s_all.txt
+    same_numbers s_want.txt s_all.txt
+    run annsearch s.ann q.fbin -k 10 --data base.fbin --filter even.bits
+    assert_failure 1
+    assert_output --partial "a bitset of 21994 ids has 2750 bytes"
+    # extend: the new rows (the queries) get the ids after the largest, 3000 and up
+    annbuild --extend p.ann q.fbin -o e.ann
+    annsearch e.ann q.fbin -k 1 -o e_ids.txt
+    seq 3000 3099 >e_want.txt
+    same_numbers e_want.txt e_ids.txt
+    # the index without source indices extends as before: row numbers
+    annbuild --extend cagra.ann q.fbin -o ce.ann
+    annsearch ce.ann q.fbin -k 1 -o ce_ids.txt
+    same_numbers e_want.txt ce_ids.txt
+    run annconvert --info ce.ann
+    refute_output --regexp "ids +[0-9]+"
+    assert_no_temporaries
+}
+
+@test "a bad source index array exits 1 with one line naming the file" {
+    annconvert --to cagra-v5 cagra.ann x.cuvs
+    annconvert --to cagra-v5 --no-dataset cagra.ann g.cuvs
+    seq 2999 -1 0 >perm.txt
+    add_source_indices x.cuvs g.cuvs perm.txt p.cuvs
+    # truncated array
+    head -c $(($(stat -c %s p.cuvs) - 10)) p.cuvs >t.cuvs
+    run --separate-stderr annconvert t.cuvs t.ann
+    assert_failure 1
+    [ "${#stderr_lines[@]}" -eq 1 ] || fail "$stderr"
+    [[ "$stderr" == *"t.cuvs"*"source_indices"*"runs past the end"* ]] || fail "$stderr"
+    [ ! -e t.ann ]
+    run --separate-stderr annconvert --info t.cuvs
+    assert_failure 1
+    [[ "$stderr" == *"t.cuvs"* ]] || fail "$stderr"
+    # the array left out altogether
+    head -c $(stat -c %s x.cuvs) p.cuvs >n.cuvs
+    run --separate-stderr annconvert n.cuvs n.ann
+    assert_failure 1
+    [ "${#stderr_lines[@]}" -eq 1 ] || fail "$stderr"
+    [[ "$stderr" == *"n.cuvs"* ]] || fail "$stderr"
+    # an id twice
+    { seq 2999 -1 1; echo 5; } >dup.txt
+    add_source_indices x.cuvs g.cuvs dup.txt d.cuvs
+    run --separate-stderr annconvert d.cuvs d.ann
+    assert_failure 1
+    [ "${#stderr_lines[@]}" -eq 1 ] || fail "$stderr"
+    [[ "$stderr" == *"d.cuvs"*"same id 5"* ]] || fail "$stderr"
+    # the wrong length: one id short
+    seq 2999 -1 1 >short.txt
+    add_source_indices x.cuvs g.cuvs short.txt w.cuvs
+    run --separate-stderr annconvert w.cuvs w.ann
+    assert_failure 1
+    [[ "$stderr" == *"w.cuvs"*"source_indices"* ]] || fail "$stderr"
+    [ ! -e d.ann ] && [ ! -e w.ann ]
     assert_no_temporaries
 }
 

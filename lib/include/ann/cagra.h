@@ -18,7 +18,10 @@
  *     spanning tree leading every row (6.3 (d)).
  * The index holds the graph (rows x graph_degree uint32 row numbers) and,
  * unless attach_dataset_on_build is false, a copy of the vectors (and
- * their norms for the L2 family and cosine).
+ * their norms for the L2 family and cosine).  An index imported from a
+ * cuVS file with source indices also holds a row -> id map (int64 x
+ * rows): its searches return source_indices[row], as cuVS does, and its
+ * filters are over those ids (ann/index.h); the graph stays in rows.
  *
  * Search on the CPU: one thread per query (OpenMP over queries), with
  * the single-CTA semantics of notes 7.4: a sorted list of itopk_size
@@ -254,12 +257,14 @@ bool ann_cagra_cuvs_detect(const char *path);
 /**
  * Write CAGRA index @p ix as cuVS's serialized index, version 5
  * (notes/algorithms.md 0.5 and 8): dtype string, npy scalars version,
- * rows, dim, graph_degree, metric, the graph, content_map, and with
+ * rows, dim, graph_degree, metric, the graph, content_map, with
  * @p include_dataset the strided dataset record and the rows x dim
- * vectors (no source indices).  The file is written in place.
- * Errors: ANN_ERR_INVALID_ARG (not CAGRA; include_dataset on an index
- * without vectors; rows >= 2^32), ANN_ERR_UNSUPPORTED (metric euclidean,
- * which cuVS CAGRA does not have), ANN_ERR_IO.
+ * vectors, and when the index maps rows to ids the source indices
+ * (content_map bit 1, npy uint32 (rows,)).  The file is written in
+ * place.  Errors: ANN_ERR_INVALID_ARG (not CAGRA; include_dataset on an
+ * index without vectors; rows >= 2^32; an id above 2^32 - 1, the file's
+ * uint32 IdxT), ANN_ERR_UNSUPPORTED (metric euclidean, which cuVS CAGRA
+ * does not have), ANN_ERR_IO.
  */
 ann_status ann_cagra_save_cuvs(const ann_index *ix, const char *path, bool include_dataset);
 
@@ -267,11 +272,13 @@ ann_status ann_cagra_save_cuvs(const ann_index *ix, const char *path, bool inclu
  * Read a cuVS CAGRA file (version 5) into a CAGRA index.  Every npy
  * header is parsed and checked (dtype, shape, version 5, metric, graph
  * ids < rows, degree <= 65536, sizes against the file size); a file
- * without the dataset gives an index without vectors; a VPQ-compressed
- * dataset or source indices are ANN_ERR_UNSUPPORTED.  Graph rows that
+ * without the dataset gives an index without vectors; source indices
+ * (uint32 x rows, each id once) become the index's row -> id map; a
+ * VPQ-compressed dataset is ANN_ERR_UNSUPPORTED.  Graph rows that
  * hold their own row or a duplicate are accepted as cuVS writes them.
  * Errors: ANN_ERR_IO, ANN_ERR_FORMAT (the message names the file, the
- * field and the byte offset), ANN_ERR_VERSION, ANN_ERR_UNSUPPORTED,
+ * field and the byte offset; also a truncated source index array or an
+ * id found twice in it), ANN_ERR_VERSION, ANN_ERR_UNSUPPORTED,
  * ANN_ERR_NOMEM.
  */
 ann_status ann_cagra_load_cuvs(const char *path, ann_index **out);

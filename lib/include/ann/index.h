@@ -40,13 +40,18 @@ ann_status ann_index_build(ann_algo algo, const void *params, const ann_matrix *
  * @p ids (NULL = consecutive ids after the largest present).
  *  - brute_force: rows appended (any ids);
  *  - ivf_flat: rows assigned to their nearest lists (notes 2.2);
- *  - cagra: ids are row numbers, so @p ids must be NULL or continue
- *    them; the rows are linked into the graph as cuVS cagra::extend does
- *    (notes 6.5; lib/src/cagra_extend.c), searching on the backend of
- *    @p ex.  An index without its vectors is ANN_ERR_INVALID_ARG.
+ *  - cagra: the rows are linked into the graph as cuVS cagra::extend
+ *    does (notes 6.5; lib/src/cagra_extend.c), searching on the backend
+ *    of @p ex.  Without a row -> id map (the usual case) ids are row
+ *    numbers, so @p ids must be NULL or continue them; an index with one
+ *    (imported with cuVS source indices) takes any ids that are >= 0 and
+ *    not present yet, and NULL continues after its largest id.  An index
+ *    without its vectors is ANN_ERR_INVALID_ARG.
  * A failed cagra extend leaves the index unchanged.
- * Errors: ANN_ERR_MISMATCH (dim/dtype), ANN_ERR_INVALID_ARG,
- * ANN_ERR_UNSUPPORTED (cagra ids), ANN_ERR_NOMEM, ANN_ERR_INTERRUPTED.
+ * Errors: ANN_ERR_MISMATCH (dim/dtype), ANN_ERR_INVALID_ARG (also a
+ * negative or repeated cagra id), ANN_ERR_UNSUPPORTED (cagra ids that are
+ * not row numbers, for an index without a map), ANN_ERR_NOMEM,
+ * ANN_ERR_INTERRUPTED.
  * Threads: ex->n_threads; results do not depend on them.
  */
 ann_status ann_index_extend(ann_index *ix, const ann_matrix *data, const int64_t *ids, ann_exec *ex);
@@ -70,7 +75,8 @@ ann_status ann_index_search(const ann_index *ix, const void *search_params, cons
  * @p bitset holds ceil(@p n_bits / 32) uint32 words, and id i may be
  * returned when bit (i mod 32) of word i / 32 is 1; ids >= n_bits are
  * filtered out.  Ids are the ids a search returns (row numbers unless
- * brute_force rows were added with ids of the caller's choosing).  A
+ * brute_force rows were added with ids of the caller's choosing, or a
+ * cagra index maps rows to ids: cuVS source indices).  A
  * file of bytes with bit i of byte i / 8 for id i (little-endian bit
  * order) has the same layout on little-endian hosts.
  *  - brute_force: exact search among the allowed rows (they are gathered
@@ -79,7 +85,9 @@ ann_status ann_index_search(const ann_index *ix, const void *search_params, cons
  *    and itopk_size grows by cuVS's filtered-search rule (notes 7.2,
  *    ann_cagra_plan_resolve); when more than 90 % of the rows are
  *    filtered out the search is a filtered brute force instead (notes 12),
- *    reported through ex->log at level 1;
+ *    reported through ex->log at level 1.  With a row -> id map the
+ *    bitset over ids is first turned into one over rows (row r kept when
+ *    its id is), and both paths return mapped ids;
  *  - ivf_flat: the probed lists are scanned as usual and rows whose id
  *    is filtered out are skipped (cuVS ivf_flat::search with a filter),
  *    so a query gets fewer than k results when its probed lists hold
@@ -103,10 +111,14 @@ typedef struct ann_index_info {
     int64_t n_lists;       /**< IVF: number of lists; else 0 */
     int64_t graph_degree;  /**< CAGRA: neighbours per row of the graph; else 0 */
     bool has_dataset;      /**< false only for a CAGRA index without its vectors */
+    bool has_ids;          /**< brute_force, cagra: the index maps rows to ids (saved as section `ids`; for cagra,
+                                cuVS source indices), so a search returns those ids, not row numbers */
+    int64_t id_bound;      /**< one past the largest id a search can return (rows when ids are row numbers):
+                                the n_bits of a filter that can name every id */
     uint64_t memory_bytes; /**< host bytes the index holds (data, lists, centers) */
 } ann_index_info;
 
-/** Fill @p info. */
+/** Fill @p info (reads the whole id map for has_ids/id_bound: O(rows)). */
 void ann_index_get_info(const ann_index *ix, ann_index_info *info);
 
 /**

@@ -422,14 +422,10 @@ static int run_build(const struct graph_opts *o, const struct opt_table *t, cons
     if ((rc = cli_exec_init(&ex, co)) != 0)
         goto done;
     ex.log = on_library_log;
-    if (ga->algo == ANN_ALGO_IVF_PQ) {
-        /* annmem has no model of IVF-PQ graph builds yet: nothing to check. */
-        if (o->mem.max_host > 0 || o->mem.max_gpu > 0)
-            cli_warn("--max-host-memory, --max-gpu-memory: no memory model for ivf_pq graphs; not checked");
-    } else if ((rc = cli_mem_check(&o->mem, o->dataset, o->format, o->row_begin, o->row_end, ga->algo, &params,
-                                   ex.device)) != 0) {
+    /* every builder has a model (annmem nn_descent, brute_force, ivf_pq): refuse before any work */
+    if ((rc = cli_mem_check(&o->mem, o->dataset, o->format, o->row_begin, o->row_end, ga->algo, &params,
+                            ex.device)) != 0)
         goto done;
-    }
     cli_output_opts oo = {.force = co->force, .binary = true};
     if ((rc = cli_output_open(&out, o->output, &oo)) != 0)
         goto done;

@@ -2,7 +2,7 @@
  * annmem - memory footprint of an index or graph build, and the largest N
  * that fits (the "Memory footprint" sections of seeds/cagra.md and
  * seeds/nn-descent.md, the ACE partition rule of seeds/hnsw-ace.md and
- * annkit's own layouts, all in lib/src/memory.c).
+ * annkit's own layouts, CPU builds included, all in lib/src/memory.c).
  *
  *   annmem MODEL [OPTIONS]
  *   annmem [MODEL] [OPTIONS] --measure -- COMMAND [ARGUMENTS...]
@@ -52,6 +52,12 @@ enum {
     OPT_COMPRESS,
     OPT_NPARTITIONS,
     OPT_IMBALANCE,
+    OPT_PQ_DIM,
+    OPT_PQ_BITS,
+    OPT_N_PROBES,
+    OPT_REFINE_RATIO,
+    OPT_FORCE_ROTATION,
+    OPT_MAX_TRAIN_PQ,
     /* capacity and output (not model inputs) */
     OPT_FREE,
     OPT_OTHER,
@@ -89,6 +95,12 @@ static const struct option longopts[] = {
     {"compress", no_argument, NULL, OPT_COMPRESS},
     {"npartitions", required_argument, NULL, OPT_NPARTITIONS},
     {"imbalance", required_argument, NULL, OPT_IMBALANCE},
+    {"pq-dim", required_argument, NULL, OPT_PQ_DIM},
+    {"pq-bits", required_argument, NULL, OPT_PQ_BITS},
+    {"n-probes", required_argument, NULL, OPT_N_PROBES},
+    {"refine-ratio", required_argument, NULL, OPT_REFINE_RATIO},
+    {"force-random-rotation", required_argument, NULL, OPT_FORCE_ROTATION},
+    {"max-train-points-per-pq-code", required_argument, NULL, OPT_MAX_TRAIN_PQ},
     {"free", required_argument, NULL, OPT_FREE},
     {"other", required_argument, NULL, OPT_OTHER},
     {"free-host", required_argument, NULL, OPT_FREE_HOST},
@@ -110,7 +122,8 @@ static void usage(FILE *out)
           "Print the memory an index or graph build (or a search) needs, term by term,\n"
           "in host and device memory, and the largest number of rows N that fits.\n"
           "\n"
-          "MODEL: cagra, nn_descent, brute_force, ivf_flat, ace (also hnsw).\n"
+          "MODEL: cagra, nn_descent, brute_force, ivf_flat, ace (also hnsw), ivf_pq (the\n"
+          "       IVF-PQ kNN graph of anngraph --algo ivf_pq).\n"
           "Numbers accept 1e6, 10K, 10M (powers of 1000) and 64GiB, 512MiB (powers of 1024).\n"
           "\n"
           "Model inputs (the docs' symbols in parentheses):\n"
@@ -122,22 +135,29 @@ static void usage(FILE *out)
           "      --phase PHASE     build (default) or search (cagra, brute_force)\n"
           "      --input WHERE     host (default), device or both: where the dataset is\n"
           "                        during the build (input_size; dataset_size*, N*D*B_in)\n"
-          "      --graph-degree G  final graph degree (G), default 64\n"
+          "      --graph-degree G  final graph degree (G; ivf_pq too), default 64\n"
           "      --intermediate-graph-degree I  intermediate degree (I), default 128\n"
           "      --build-algo NAME cagra's initial graph: ivf_pq (default), nn_descent, iterative\n"
-          "      --n-lists C       IVF lists (C; ivf_flat n_lists), default 1024\n"
+          "      --n-lists C       IVF lists (C; ivf_flat n_lists), default 1024;\n"
+          "                        ivf_pq: default auto (N/2000)\n"
           "      --train-set-ratio R  IVF-PQ training ratio (N/R rows), default 10\n"
           "      --batch Q         query batch (Q), default 1024\n"
           "  -k K                  results per query (K, k), default 10\n"
           "      --id-bytes S      bytes per graph id (S_idx), default 4\n"
           "      --dim-align D     aligned row length (D_align), default: rows padded to 16 bytes\n"
-          "      --return-distances BOOL  NN-Descent R: true (default) or false\n"
+          "      --return-distances BOOL  NN-Descent and ivf_pq R: true (default) or false\n"
           "      --dist-comp-dtype T  NN-Descent B_comp: auto (default), fp16, fp32\n"
-          "      --kmeans-trainset-fraction F  ivf_flat, default 0.5\n"
+          "      --kmeans-trainset-fraction F  ivf_flat, default 0.5; ivf_pq, default auto\n"
           "      --max-train-points-per-cluster N  ivf_flat, default 256 (0: no cap)\n"
           "      --compress        brute_force, ivf_flat: the index is saved with zstd\n"
           "      --npartitions P   ace partitions; default 0: the smallest count that fits\n"
           "      --imbalance X     ace largest/average partition, default 3\n"
+          "      --pq-dim N        ivf_pq subspaces, default auto (from D)\n"
+          "      --pq-bits N       ivf_pq bits per code, 4 to 8, default auto\n"
+          "      --n-probes N      ivf_pq lists probed, default auto (no memory of its own)\n"
+          "      --refine-ratio X  ivf_pq candidates per row / graph degree, default 2\n"
+          "      --force-random-rotation BOOL  ivf_pq, default false\n"
+          "      --max-train-points-per-pq-code N  ivf_pq codebook rows per code, default 256\n"
           "\n"
           "Capacity (M_usable = (M_free - M_other) x (1 - H), N_max per space):\n"
           "      --free BYTES      free memory (M_free) of the model's main space: device\n"
@@ -145,8 +165,9 @@ static void usage(FILE *out)
           "      --other BYTES     memory reserved for other uses (M_other), same space\n"
           "      --free-host BYTES free host memory (default: MemAvailable)\n"
           "      --other-host BYTES  host memory reserved for other uses\n"
-          "      --headroom H      scratch headroom (default 0.20 IVF-PQ builds; 0.30\n"
-          "                        NN-Descent, iterative and ACE; 0.10 brute_force, ivf_flat)\n"
+          "      --headroom H      scratch headroom (default 0.20 cagra IVF-PQ builds on CUDA\n"
+          "                        and cagra searches; 0.30 NN-Descent, iterative and ACE;\n"
+          "                        0.10 brute_force, ivf_flat, ivf_pq, cagra IVF-PQ on the CPU)\n"
           "      --observed-peak BYTES  peak of a representative run in the main space:\n"
           "                        gives H_measured, used as H without --headroom\n"
           "      --observed-host-peak BYTES  the same for host memory\n"
@@ -163,7 +184,8 @@ static void usage(FILE *out)
           out);
     cli_help_common(out);
     fputs("  (--threads sizes annkit's per-thread scratch; --device cuda adds brute_force's\n"
-          "   device copies to a search)\n",
+          "   device copies to a search, and gives nn_descent and cagra the docs' (cuVS)\n"
+          "   host peak instead of annkit's CPU one, cpu_build_peak)\n",
           out);
 }
 
@@ -327,6 +349,30 @@ static int apply_input(ann_mem_inputs *in, int code, const char *arg)
         if ((rc = parse_double("--imbalance", arg, 1.0, 1e6, &d)) == 0)
             in->imbalance = d;
         return rc;
+    case OPT_PQ_DIM:
+        if ((rc = cli_parse_i64("--pq-dim", arg, 0, 8192, &v)) == 0)
+            in->pq_dim = (int32_t)v;
+        return rc;
+    case OPT_PQ_BITS:
+        if ((rc = cli_parse_i64("--pq-bits", arg, 0, 8, &v)) == 0 && v != 0 && v < 4)
+            return cli_usage_error("--pq-bits %s: expected 0 (auto) or 4 to 8", arg);
+        if (rc == 0)
+            in->pq_bits = (int32_t)v;
+        return rc;
+    case OPT_N_PROBES:
+        if ((rc = cli_parse_i64("--n-probes", arg, 0, 1 << 24, &v)) == 0)
+            in->n_probes = (int32_t)v;
+        return rc;
+    case OPT_REFINE_RATIO:
+        if ((rc = parse_double("--refine-ratio", arg, 1.0, 64.0, &d)) == 0)
+            in->refine_ratio = d;
+        return rc;
+    case OPT_FORCE_ROTATION:
+        return parse_bool("--force-random-rotation", arg, &in->force_random_rotation);
+    case OPT_MAX_TRAIN_PQ:
+        if ((rc = cli_parse_i64("--max-train-points-per-pq-code", arg, 1, 1 << 20, &v)) == 0)
+            in->max_train_points_per_pq_code = (int32_t)v;
+        return rc;
     default:
         return -1;
     }
@@ -402,6 +448,12 @@ static int model_from_command(char **cmd, int n, bool have_model, ann_mem_inputs
         {"--return-distances", OPT_RETURN_DISTANCES},
         {"--dist-comp-dtype", OPT_DIST_COMP},
         {"--npartitions", OPT_NPARTITIONS},
+        {"--pq-dim", OPT_PQ_DIM},
+        {"--pq-bits", OPT_PQ_BITS},
+        {"--n-probes", OPT_N_PROBES},
+        {"--refine-ratio", OPT_REFINE_RATIO},
+        {"--force-random-rotation", OPT_FORCE_ROTATION},
+        {"--max-train-points-per-pq-code", OPT_MAX_TRAIN_PQ},
     };
     for (int i = 1; i < n; i++) {
         const char *a = cmd[i];
@@ -453,9 +505,10 @@ static int model_from_command(char **cmd, int n, bool have_model, ann_mem_inputs
             algo = "nn_descent";
         if (algo == NULL)
             return cli_usage_error("--measure: '%s' has no --algo; give MODEL", cmd[0]);
-        if (ann_mem_model_parse(algo, &a) != ANN_OK || (is_graph && a != ANN_ALGO_NN_DESCENT)) {
+        if (ann_mem_model_parse(algo, &a) != ANN_OK ||
+            (is_graph && a != ANN_ALGO_NN_DESCENT && a != ANN_ALGO_IVF_PQ) || (is_build && a == ANN_ALGO_IVF_PQ)) {
             cli_error("--measure: no memory model for %s --algo %s (models: cagra, nn_descent, brute_force, "
-                      "ivf_flat, ace; anngraph: nn_descent); give MODEL",
+                      "ivf_flat, ace; anngraph: nn_descent, ivf_pq); give MODEL",
                       base, algo);
             return CLI_EXIT_UNAVAILABLE;
         }
@@ -635,11 +688,20 @@ static const char *input_text(const ann_mem_inputs *in, char *buf, size_t len)
         o += snprintf(buf + o, len - (size_t)o, " npartitions=%lld imbalance=%g", (long long)x->npartitions,
                       x->imbalance);
         break;
+    case ANN_ALGO_IVF_PQ: /* 0 = auto: the resolved values are among the derived counts */
+        o += snprintf(buf + o, len - (size_t)o,
+                      " G=%lld n_lists=%lld pq_dim=%d pq_bits=%d kmeans_trainset_fraction=%g refine_ratio=%g "
+                      "return_distances=%s threads=%d",
+                      (long long)x->graph_degree, (long long)x->n_lists, (int)x->pq_dim, (int)x->pq_bits,
+                      x->kmeans_trainset_fraction, x->refine_ratio, x->return_distances ? "true" : "false",
+                      (int)x->n_threads);
+        break;
     default:
         break;
     }
     if (x->algo == ANN_ALGO_CAGRA || x->algo == ANN_ALGO_NN_DESCENT)
-        snprintf(buf + o, len - (size_t)o, " input=%s", where(x));
+        snprintf(buf + o, len - (size_t)o, " input=%s build=%s", where(x),
+                 x->device || x->input_on_device ? "cuda" : "cpu");
     else if (x->compress)
         snprintf(buf + o, len - (size_t)o, " compress");
     return buf;
@@ -817,9 +879,22 @@ static void print_json(FILE *f, const report *r)
         fprintf(f, ",\"npartitions\":%lld,\"imbalance\":", (long long)in->npartitions);
         json_number(f, in->imbalance);
         break;
+    case ANN_ALGO_IVF_PQ:
+        fprintf(f, ",\"G\":%lld,\"n_lists\":%lld,\"pq_dim\":%d,\"pq_bits\":%d,\"n_probes\":%d,\"kmeans_trainset_fraction\":",
+                (long long)in->graph_degree, (long long)in->n_lists, (int)in->pq_dim, (int)in->pq_bits,
+                (int)in->n_probes);
+        json_number(f, in->kmeans_trainset_fraction);
+        fputs(",\"refine_ratio\":", f);
+        json_number(f, in->refine_ratio);
+        fprintf(f, ",\"force_random_rotation\":%s,\"max_train_points_per_pq_code\":%d,\"return_distances\":%s",
+                in->force_random_rotation ? "true" : "false", (int)in->max_train_points_per_pq_code,
+                in->return_distances ? "true" : "false");
+        break;
     default:
         break;
     }
+    if (in->algo == ANN_ALGO_CAGRA || in->algo == ANN_ALGO_NN_DESCENT)
+        fprintf(f, ",\"build\":\"%s\"", in->device || in->input_on_device ? "cuda" : "cpu");
     fputs("},\"derived\":{", f);
     for (size_t i = 0; i < e->n_counts; i++) {
         if (i)
@@ -974,7 +1049,7 @@ static int run(run_opts *o, const cli_common *co)
         return CLI_EXIT_FAILURE;
     }
     if (o->model && ann_mem_model_parse(o->model, &algo) != ANN_OK) {
-        rc = cli_usage_error("unknown MODEL '%s' (cagra, nn_descent, brute_force, ivf_flat, ace)", o->model);
+        rc = cli_usage_error("unknown MODEL '%s' (cagra, nn_descent, brute_force, ivf_flat, ace, ivf_pq)", o->model);
         goto done;
     }
     ann_mem_inputs_init(&in, algo);
@@ -988,7 +1063,7 @@ static int run(run_opts *o, const cli_common *co)
         if ((rc = model_from_command(o->command, o->n_command, o->model != NULL, &in)) != 0)
             goto done;
     } else if (!o->model) {
-        rc = cli_usage_error("missing MODEL (cagra, nn_descent, brute_force, ivf_flat, ace)");
+        rc = cli_usage_error("missing MODEL (cagra, nn_descent, brute_force, ivf_flat, ace, ivf_pq)");
         goto done;
     }
     for (size_t i = 0; i < o->n_given; i++)

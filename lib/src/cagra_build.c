@@ -951,8 +951,9 @@ static ann_status initial_graph_ivf_pq(const ann_cagra_params *p, const ann_matr
  * else IVF-PQ; annkit asks its memory model instead of trying to
  * allocate): brute_force while rows^2 x dim <= ANN_CAGRA_AUTO_BF_WORK;
  * else nn_descent when the host peak of the memory model "cagra with
- * builder nn_descent" (ann/memory.h: NND_host_peak = N x (13 I + 912),
- * headroom 0.30) at ideg/deg fits the host memory the build may use:
+ * builder nn_descent" (ann/memory.h: on the CPU annkit's own terms,
+ * cpu_build_peak; with ex->device CUDA the reference's NND_host_peak =
+ * N x (13 I + 912); headroom 0.30) at ideg/deg fits the host memory the build may use:
  * ex->max_host_memory bytes (annbuild --max-host-memory; the dataset is
  * counted, as annbuild's own check does), or when that is 0, the memory
  * available now (ann_mem_host_available(); the dataset, already in
@@ -983,6 +984,7 @@ static int32_t resolve_auto(const ann_cagra_params *p, const ann_matrix *data, i
     in.intermediate_graph_degree = ideg;
     in.build_algo = ANN_MEM_BUILD_NN_DESCENT;
     in.n_threads = ex->n_threads;
+    in.device = ex->device == ANN_DEVICE_CUDA;
     in.input_on_host = ex->max_host_memory > 0;
     const uint64_t limit = ex->max_host_memory > 0 ? ex->max_host_memory : ann_mem_host_available();
     ann_mem_estimate est;

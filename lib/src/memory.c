@@ -10,7 +10,8 @@
  * Sources: seeds/cagra.md "Memory footprint" and "Search peak memory
  * usage"; seeds/nn-descent.md "Memory footprint"; seeds/hnsw-ace.md
  * AceParams.npartitions; annkit's own layouts from lib/src/index.c,
- * lib/src/bf_cpu.c, lib/src/kmeans_cpu.c and cuda/bf_cuda.cu.
+ * lib/src/bf_cpu.c, lib/src/kmeans_cpu.c, lib/src/nnd_cpu.c,
+ * lib/src/ivf_pq_cpu.c, lib/src/cagra_build.c and cuda/bf_cuda.cu.
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "ann/cagra.h"
 #include "ann/graph.h"
 #include "ann/ivf_flat.h"
+#include "ann/ivf_pq.h"
 #include "ann/memory.h"
 #include "internal.h"
 
@@ -47,6 +49,19 @@ enum {
     KM_ROW_BLOCK = 256,     /* kmeans_cpu.c ROW_BLOCK */
     KM_HIER_MIN = 257,      /* kmeans_cpu.c HIER_MIN_CLUSTERS */
     KM_PREDICT_CHUNK = 65536, /* kmeans_cpu.c predict conversion chunk */
+    NND_CHUNK = 8192,       /* nnd_cpu.c CHUNK: rows joined between merges */
+    NND_S_MAX = 32,         /* nnd_cpu.c S_MAX */
+    NND_ROWS_PER_LIST = 128, /* nnd_cpu.c join_init ROWS_PER_LIST */
+    NND_CAND_FACTOR = 32,   /* nnd_cpu.c CAND_FACTOR */
+    NND_NEAR_LISTS = 48,    /* nnd_cpu.c NEAR_LISTS */
+    NND_JOIN_TQ = 256,      /* nnd_cpu.c JOIN_TQ */
+    NND_MAX_LISTS = 65536,  /* nnd_cpu.c join_init: n_lists cap */
+    PQ_GROUP = 16,          /* ivf_pq_internal.h ANN_IVF_PQ_GROUP */
+    PQ_QUERY_BLOCK = 16,    /* ivf_pq_cpu.c QUERY_BLOCK */
+    PQ_ENCODE_BLOCK = 64,   /* ivf_pq_cpu.c ENCODE_BLOCK */
+    PQ_LABEL_CHUNK = 16384, /* ivf_pq_cpu.c label_rows chunk */
+    RANKED_BYTES = 16,      /* sizeof(ann_ranked) {double; int64_t} */
+    LIST_IMBALANCE = 4,     /* assumed largest / average list of a balanced k-means */
 };
 /* cuda/common.cu cu_workspace_budget(): at most 1 GiB per call besides the cache. */
 #define BF_CUDA_WORKSPACE ((uint64_t)1 << 30)
@@ -71,6 +86,11 @@ static uint64_t round_up(uint64_t x, uint64_t to)
 {
     uint64_t r = x % to;
     return r ? add_sat(x, to - r) : x;
+}
+
+static uint64_t ceil_div(uint64_t a, uint64_t b)
+{
+    return a / b + (a % b != 0);
 }
 
 static uint64_t gcd_u64(uint64_t a, uint64_t b)
@@ -117,6 +137,14 @@ static lin lin_max(lin x, lin y)
     return y.v > x.v ? y : x;
 }
 
+/* annkit's CPU builders (defined with them below). */
+static int threads_of(const ann_mem_inputs *in);
+static int nnd_cpu_terms(const ann_mem_inputs *in, ann_mem_estimate *e, uint64_t G_out, uint64_t K_in,
+                         bool with_dist);
+static bool ivfpq_workspace(const ann_mem_inputs *in, uint64_t G, double refine, lin *out);
+static bool nnd_workspace(const ann_mem_inputs *in, uint64_t G, uint64_t K, lin *out);
+static void model_ivf_pq(const ann_mem_inputs *in, ann_mem_estimate *e);
+
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
 /* ------------------------------------------------------------------ */
@@ -142,6 +170,7 @@ ann_status ann_mem_model_parse(const char *name, ann_algo *out)
         {"cagra", ANN_ALGO_CAGRA},           {"nn_descent", ANN_ALGO_NN_DESCENT},
         {"brute_force", ANN_ALGO_BRUTE_FORCE}, {"ivf_flat", ANN_ALGO_IVF_FLAT},
         {"ace", ANN_ALGO_HNSW},              {"hnsw", ANN_ALGO_HNSW},
+        {"ivf_pq", ANN_ALGO_IVF_PQ},
     };
     for (size_t i = 0; name && i < sizeof models / sizeof models[0]; i++) {
         if (name_eq(name, models[i].name)) {
@@ -150,7 +179,7 @@ ann_status ann_mem_model_parse(const char *name, ann_algo *out)
         }
     }
     return ann_set_error(ANN_ERR_INVALID_ARG,
-                         "unknown model '%s' (cagra, nn_descent, brute_force, ivf_flat, ace)",
+                         "unknown model '%s' (cagra, nn_descent, brute_force, ivf_flat, ace, ivf_pq)",
                          name ? name : "");
 }
 
@@ -162,6 +191,7 @@ const char *ann_mem_model_name(ann_algo algo)
     case ANN_ALGO_BRUTE_FORCE: return "brute_force";
     case ANN_ALGO_IVF_FLAT: return "ivf_flat";
     case ANN_ALGO_HNSW: return "ace";
+    case ANN_ALGO_IVF_PQ: return "ivf_pq";
     default: return "?";
     }
 }
@@ -224,6 +254,12 @@ void ann_mem_inputs_init(ann_mem_inputs *in, ann_algo algo)
     in->kmeans_trainset_fraction = 0.5;
     in->max_train_points_per_cluster = 256;
     in->imbalance = 3.0;
+    in->refine_ratio = 2.0;
+    in->max_train_points_per_pq_code = 256;
+    if (algo == ANN_ALGO_IVF_PQ) { /* the graph preset: auto (ann/ivf_pq.h) */
+        in->n_lists = 0;
+        in->kmeans_trainset_fraction = 0.0;
+    }
 }
 
 void ann_mem_budget_init(ann_mem_budget *b)
@@ -235,6 +271,48 @@ void ann_mem_budget_init(ann_mem_budget *b)
 static bool has_norms(ann_metric m)
 {
     return m == ANN_METRIC_SQEUCLIDEAN || m == ANN_METRIC_EUCLIDEAN || m == ANN_METRIC_COSINE;
+}
+
+/*
+ * The ivf_pq graph parameters of @p in for a dataset of @p n rows, resolved
+ * by the library (ann_ivf_pq_graph_params_resolve(), so that the model
+ * follows the build's rules), and the coarse k-means training rows of
+ * ann_ivf_pq_cpu_build to *n_train.  Below the smallest dataset the build
+ * accepts (n <= graph_degree, or fewer rows than a given n_lists), the
+ * auto fields are those of that smallest dataset: the capacity search
+ * evaluates every N >= 1.  Errors: those of the resolve function
+ * (ANN_ERR_INVALID_ARG naming the field, ANN_ERR_UNSUPPORTED).
+ */
+static ann_status ivfpq_resolve(const ann_mem_inputs *in, int64_t n, ann_ivf_pq_graph_params *out, int64_t *n_train)
+{
+    ann_ivf_pq_graph_params p;
+    ann_ivf_pq_graph_params_init(&p);
+    p.index.metric = in->metric;
+    p.index.n_lists = in->n_lists > INT32_MAX ? INT32_MAX : (int32_t)in->n_lists;
+    p.index.pq_dim = in->pq_dim;
+    p.index.pq_bits = in->pq_bits;
+    p.index.kmeans_trainset_fraction = (float)in->kmeans_trainset_fraction;
+    p.index.force_random_rotation = in->force_random_rotation;
+    p.index.max_train_points_per_pq_code = in->max_train_points_per_pq_code;
+    p.search.n_probes = in->n_probes;
+    p.graph_degree = in->graph_degree > INT32_MAX ? INT32_MAX : (int32_t)in->graph_degree;
+    p.refine_ratio = (float)in->refine_ratio;
+    p.return_distances = in->return_distances;
+    int64_t rows = n;
+    if (rows <= p.graph_degree)
+        rows = (int64_t)p.graph_degree + 1;
+    if (p.index.n_lists > rows)
+        rows = p.index.n_lists;
+    ann_status st = ann_ivf_pq_graph_params_resolve(&p, rows, in->dim, out);
+    if (st != ANN_OK)
+        return st;
+    /* ann_ivf_pq_cpu_build step 1: n / max(1, n / max(fraction x n, n_lists)) rows */
+    int64_t want = (int64_t)((double)out->index.kmeans_trainset_fraction * (double)n);
+    if (want < out->index.n_lists)
+        want = out->index.n_lists;
+    const int64_t ratio = n / want > 1 ? n / want : 1;
+    *n_train = n / ratio;
+    return ANN_OK;
 }
 
 static ann_status check_inputs(const ann_mem_inputs *in)
@@ -307,6 +385,17 @@ static ann_status check_inputs(const ann_mem_inputs *in)
         break;
     case ANN_ALGO_BRUTE_FORCE:
         break;
+    case ANN_ALGO_IVF_PQ: {
+        ann_ivf_pq_graph_params r;
+        int64_t n_train;
+        ann_status st = ivfpq_resolve(in, in->rows, &r, &n_train);
+        if (st != ANN_OK) {
+            char why[512]; /* the message is rewritten in the buffer it is read from: copy it first */
+            snprintf(why, sizeof why, "%s", ann_last_error());
+            return strncmp(why, "ivf_pq", 6) == 0 ? ann_set_error(st, "%s", why) : ann_set_error(st, "ivf_pq: %s", why);
+        }
+        break;
+    }
     default:
         return ann_set_error(ANN_ERR_UNSUPPORTED, "no memory model for algorithm %s", ann_algo_name(in->algo));
     }
@@ -397,6 +486,11 @@ const ann_mem_term *ann_mem_term_find(const ann_mem_estimate *est, const char *n
 #define SRC_CAGRA_BUILD "cagra.md: Overall build peak memory usage"
 #define SRC_CAGRA_SEARCH "cagra.md: Search peak memory usage"
 #define SRC_INPUT "annkit: the dataset as the tool holds it"
+#define SRC_NND_CPU_PEAK "annkit: lib/src/nnd_cpu.c ann_cpu_nn_descent (the CPU build)"
+#define SRC_CAGRA_CPU "annkit: lib/src/cagra_build.c ann_cagra_build_graph"
+#define SRC_CAGRA_OPT_CPU "annkit: lib/src/cagra_build.c ann_cagra_optimize"
+#define SRC_CAGRA_ATTACH "annkit: lib/src/index.c ann_index_attach_dataset, cagra_narrow"
+#define SRC_PQ_GRAPH "annkit: lib/src/ivf_pq_cpu.c ann_ivf_pq_cpu_knn_graph (initial_graph_ivf_pq)"
 #define SRC_QUERIES "annkit: the queries and results as annsearch holds them"
 
 static void model_cagra(const ann_mem_inputs *in, ann_mem_estimate *e)
@@ -513,12 +607,53 @@ static void model_cagra(const ann_mem_inputs *in, ann_mem_estimate *e)
         break;
     }
     set_peak(e, dev_peak);
+    int inp = -1;
     if (in->input_on_host) {
-        int inp = add_term(e, "input_size", ANN_MEM_HOST, lin_rows(N, D * B), "N*D*B", SRC_INPUT);
+        inp = add_term(e, "input_size", ANN_MEM_HOST, lin_rows(N, D * B), "N*D*B", SRC_INPUT);
         host_peak = add_term(e, "host_build_peak", ANN_MEM_HOST, lin_add(term_lin(e, inp), term_lin(e, host_peak)),
                              host_formula, SRC_INPUT);
     }
-    set_peak(e, host_peak);
+    /* annkit's CPU build (lib/src/cagra_build.c) with the nn_descent or ivf_pq builder */
+    lin cws;
+    bool have_ws = false;
+    const char *cws_formula = NULL;
+    if (!in->device && !in->input_on_device && in->build_algo == ANN_MEM_BUILD_NN_DESCENT) {
+        have_ws = nnd_workspace(in, I, I, &cws);
+        cws_formula = "the nn_descent model's cpu_workspace_size with G = I, no distances";
+    } else if (!in->device && !in->input_on_device && in->build_algo == ANN_MEM_BUILD_IVF_PQ) {
+        have_ws = ivfpq_workspace(in, I, 2.0, &cws);
+        cws_formula = "the ivf_pq model's build_peak - input_size with G = I, refine_ratio 2, auto preset, "
+                     "no distances";
+    }
+    if (!have_ws) {
+        set_peak(e, host_peak);
+        return;
+    }
+    const uint64_t nt = (uint64_t)threads_of(in);
+    int w = add_term(e, "cpu_initial_graph_size", ANN_MEM_HOST, cws, cws_formula,
+                     in->build_algo == ANN_MEM_BUILD_NN_DESCENT ? SRC_NND_CPU_PEAK : SRC_PQ_GRAPH);
+    int kg = add_term(e, "cpu_knn_size", ANN_MEM_HOST, lin_rows(N, I * 4), "N*I*4 (the initial graph, kept)",
+                      SRC_CAGRA_CPU);
+    lin opt_tmp = lin_max(lin_rows(N, nt * 4), lin_rows(N, 8 * G + 8 + 16));
+    int op = add_term(e, "cpu_optimize_size", ANN_MEM_HOST, lin_add(lin_rows(N, G * 4), opt_tmp),
+                      "N*G*4 + max(threads*N*4, N*(8*G + 8 + 16)) (graph, stamps or reverse graph and tree)",
+                      SRC_CAGRA_OPT_CPU);
+    /* the index then takes its own copy of the rows (2 MiB pages), their norms and, for f32 rows
+     * whose values fit u8, i8 or f16, a narrowed copy (at most f16) */
+    lin ix = lin_rows(N, D * B + 4 * (has_norms(in->metric) ? 1 : 0) + (in->dtype == ANN_DTYPE_F32 ? D * 2 : 0));
+    ix = lin_add(ix, lin_fixed((uint64_t)2 << 20));
+    int at = add_term(e, "cpu_index_size", ANN_MEM_HOST, lin_add(lin_rows(N, G * 4), ix),
+                      "N*G*4 + N*D*B + 4*N*M_l2 + [f32] N*D*2 + 2 MiB (the graph, the index's rows, norms, "
+                      "narrowed rows)",
+                      SRC_CAGRA_ATTACH);
+    lin cpu = lin_max(lin_add(term_lin(e, kg), lin_max(term_lin(e, w), term_lin(e, op))), term_lin(e, at));
+    if (inp >= 0)
+        cpu = lin_add(term_lin(e, inp), cpu);
+    set_peak(e, add_term(e, "cpu_build_peak", ANN_MEM_HOST, cpu,
+                         inp >= 0 ? "input_size + max(cpu_knn_size + max(cpu_initial_graph_size, cpu_optimize_size), "
+                                    "cpu_index_size)"
+                                  : "max(cpu_knn_size + max(cpu_initial_graph_size, cpu_optimize_size), cpu_index_size)",
+                         SRC_CAGRA_CPU));
 }
 
 /* ------------------------------------------------------------------ */
@@ -591,12 +726,25 @@ static void model_nn_descent(const ann_mem_inputs *in, ann_mem_estimate *e)
     int hw = add_term(e, "host_workspace_size", ANN_MEM_HOST, hws,
                       "graph_size + N*E_G*(S_idx + 4) + N*E_I*2 + N*912 + R*N*G*4", SRC_NND_BUILD);
     set_peak(e, dbp);
+    int inp = -1;
     if (in->input_on_host) {
-        int inp = add_term(e, "input_size", ANN_MEM_HOST, lin_rows(N, D * B_in), "N*D*B_in", SRC_INPUT);
+        inp = add_term(e, "input_size", ANN_MEM_HOST, lin_rows(N, D * B_in), "N*D*B_in", SRC_INPUT);
         hw = add_term(e, "host_build_peak", ANN_MEM_HOST, lin_add(term_lin(e, inp), hws),
                       "input_size + host_workspace_size", SRC_INPUT);
     }
-    set_peak(e, hw);
+    if (in->device || in->input_on_device) { /* a CUDA build: the docs' host terms */
+        set_peak(e, hw);
+        return;
+    }
+    /* annkit's CPU NN-Descent: graph.c raises I to G; the output has G ids per row */
+    const uint64_t G_req = (uint64_t)in->graph_degree, I_req = (uint64_t)in->intermediate_graph_degree;
+    const uint64_t G_out = G_req < N ? G_req : N - 1;
+    int ws = nnd_cpu_terms(in, e, G_out, I_req > G_req ? I_req : G_req, in->return_distances);
+    lin cpu = term_lin(e, ws);
+    if (inp >= 0)
+        cpu = lin_add(term_lin(e, inp), cpu);
+    set_peak(e, add_term(e, "cpu_build_peak", ANN_MEM_HOST, cpu,
+                         inp >= 0 ? "input_size + cpu_workspace_size" : "cpu_workspace_size", SRC_NND_CPU_PEAK));
 }
 
 /* ------------------------------------------------------------------ */
@@ -802,15 +950,369 @@ static void model_ivf_flat(const ann_mem_inputs *in, ann_mem_estimate *e)
 }
 
 /* ------------------------------------------------------------------ */
+/* annkit's CPU builders: k-means, NN-Descent, the IVF-PQ graph        */
+/* ------------------------------------------------------------------ */
+
+#define SRC_KMEANS_FIT "annkit: lib/src/kmeans_cpu.c ann_cpu_kmeans_fit"
+#define SRC_NND_CPU "annkit: lib/src/nnd_cpu.c ann_cpu_nn_descent"
+#define SRC_NND_JOIN "annkit: lib/src/nnd_cpu.c join_init, permute_rows"
+#define SRC_NND_L1 "annkit: lib/src/nnd_cpu.c cluster_init (an ivf_flat index of the data)"
+#define SRC_PQ_INDEX "annkit: lib/src/ivf_pq_cpu.c ann_ivf_pq_cpu_build (ann_ivf_pq_cpu_index)"
+#define SRC_PQ_BUILD "annkit: lib/src/ivf_pq_cpu.c ann_ivf_pq_cpu_build"
+#define SRC_PQ_SEARCH "annkit: lib/src/ivf_pq_cpu.c ann_ivf_pq_cpu_knn_graph, scratch_alloc"
+#define SRC_GRAPH_OUT "annkit: lib/src/graph.c graph_alloc"
+
+/* count x per bytes, where count grows by d_count per vector. */
+static lin lin_part(uint64_t count, double d_count, uint64_t per)
+{
+    lin r = {mul_sat(count, per), d_count * (double)per, 0.0};
+    return r;
+}
+
+/*
+ * Bytes ann_cpu_kmeans_fit() allocates for @p T training rows (growing by
+ * @p dT per vector) of dimension @p D into @p L clusters with @p nt
+ * threads: the f32 copy and labels of the rows (plus, hierarchical from
+ * 257 clusters, the rows of one mesocluster, at most ceil(T / 8) since
+ * n_meso = round(sqrt(L)) >= 16: a bound that does not fall as L grows),
+ * the offsets, and the larger of the assignment and update scratch (the
+ * terms of the ivf_flat model).
+ */
+static lin kmeans_fit_lin(uint64_t T, double dT, uint64_t D, uint64_t L, uint64_t nt)
+{
+    const bool hier = L >= KM_HIER_MIN;
+    const uint64_t n_meso = hier ? (uint64_t)lround(sqrt((double)L)) : 0;
+    const uint64_t T_sub = hier ? ceil_div(T, 8) : 0;
+    const double dT_sub = hier ? dT / 8.0 : 0.0;
+    lin r = lin_add(lin_part(T, dT, D * 4 + 4), lin_part(T_sub, dT_sub, D * 4 + 4));
+    r = lin_add(r, lin_fixed(8 * (L + 1) + (hier ? 8 * (L + 1) + n_meso * (D * 4 + 8) : 0)));
+    lin assign = lin_fixed(4 * L + nt * KM_ROW_BLOCK * L * 4);
+    lin update = lin_add(lin_part(T, dT, 8), lin_fixed(8 * (L + 1) + 8 * L + nt * D * 8));
+    return lin_add(r, lin_max(assign, update));
+}
+
+/*
+ * annkit's CPU NN-Descent (ann_cpu_nn_descent) of @p in: adds its cpu_*
+ * terms to @p e and returns the index of cpu_workspace_size, every byte
+ * the build holds besides the dataset: the output graph (@p G_out ids per
+ * row, and as many distances when @p with_dist), the f32 rows padded to
+ * ld = roundup(D, 16) floats (none for hamming), their norms, the
+ * intermediate graph of @p K_in = min(max(I, G), N - 1) entries per row
+ * (ids, distances, new flags), the samples, and the larger of the
+ * initial-graph phase (k-means lists of join_init, or the ivf_flat index
+ * of cluster_init for l1) and an iteration's scratch.
+ */
+static int nnd_cpu_terms(const ann_mem_inputs *in, ann_mem_estimate *e, uint64_t G_out, uint64_t K_in,
+                         bool with_dist)
+{
+    const uint64_t N = (uint64_t)in->rows, D = (uint64_t)in->dim;
+    const uint64_t nt = (uint64_t)threads_of(in);
+    const uint64_t K = K_in < N - 1 ? K_in : (N > 1 ? N - 1 : 1);
+    uint64_t S = (uint64_t)lround(sqrt(2.0 * (double)K));
+    S = S < 8 ? 8 : S > NND_S_MAX ? NND_S_MAX : S;
+    const bool hamming = in->metric == ANN_METRIC_HAMMING;
+    const uint64_t ld = round_up(D, 16);
+    const uint64_t M_n = has_norms(in->metric) ? 1 : 0;
+    const bool random_init = hamming || N <= 4 * (K + 1);
+    const bool l1 = in->metric == ANN_METRIC_L1;
+
+    add_count(e, "cpu_K", (double)K, "min(max(I, G), N-1): the CPU's intermediate degree");
+    add_count(e, "cpu_S", (double)S, "clamp(round(sqrt(2*cpu_K)), 8, 32): CPU samples per row");
+    add_count(e, "cpu_ld", (double)ld, "roundup(D, 16): floats per padded CPU row");
+
+    lin out = lin_rows(N, G_out * 4 * (with_dist ? 2 : 1));
+    int t_out = add_term(e, "cpu_graph_out_size", ANN_MEM_HOST, out, with_dist ? "N*G*4 + N*G*4" : "N*G*4",
+                         SRC_GRAPH_OUT);
+    int t_rows = add_term(e, "cpu_rows_size", ANN_MEM_HOST, hamming ? lin_zero : lin_rows(N, ld * 4),
+                          hamming ? "0 (hamming reads the dataset)" : "N*cpu_ld*4", SRC_NND_CPU);
+    int t_nrm = add_term(e, "cpu_norms_size", ANN_MEM_HOST, lin_rows(N, 4 * M_n), "N*4*M_l2", SRC_NND_CPU);
+    int t_graph = add_term(e, "cpu_knn_size", ANN_MEM_HOST, lin_rows(N, K * 9), "N*cpu_K*(4 + 4 + 1)",
+                           SRC_NND_CPU);
+    /* newf, oldf, revn, revo; their four counts; bstart; order; perm (join_init only) */
+    const uint64_t perm = random_init || l1 ? 0 : 4;
+    lin samples = lin_add(lin_rows(N, 16 * S + 16 + 8 + 4 + perm), lin_fixed(8));
+    int t_smp = add_term(e, "cpu_samples_size", ANN_MEM_HOST, samples,
+                         perm ? "N*cpu_S*4*4 + N*4*4 + (N+1)*8 + N*4 + N*4" : "N*cpu_S*4*4 + N*4*4 + (N+1)*8 + N*4",
+                         SRC_NND_CPU);
+
+    /* Initial graph. */
+    lin init = lin_zero;
+    const char *init_formula = "0 (random initial graph)";
+    const char *init_src = SRC_NND_CPU;
+    if (!random_init && l1) {
+        /* cluster_init: an ivf_flat index of the data (the ivf_flat model without its input) */
+        ann_mem_inputs x;
+        ann_mem_inputs_init(&x, ANN_ALGO_IVF_FLAT);
+        x.rows = in->rows;
+        x.dim = in->dim;
+        x.dtype = in->dtype;
+        x.bytes_per_value = in->bytes_per_value;
+        x.metric = ANN_METRIC_L1;
+        x.n_threads = in->n_threads;
+        x.n_lists = (int64_t)(N / NND_ROWS_PER_LIST < 1 ? 1 : N / NND_ROWS_PER_LIST > NND_MAX_LISTS ? NND_MAX_LISTS
+                                                                                         : N / NND_ROWS_PER_LIST);
+        x.kmeans_trainset_fraction = 0.25;
+        ann_mem_estimate *sub = malloc(sizeof *sub);
+        if (sub && ann_mem_estimate_compute(&x, sub) == ANN_OK) {
+            const ann_mem_term *bp = ann_mem_term_find(sub, "build_peak");
+            const ann_mem_term *ip = ann_mem_term_find(sub, "input_size");
+            lin a = {bp->bytes - ip->bytes, bp->per_vector - ip->per_vector, bp->fixed - ip->fixed};
+            init = lin_add(a, lin_fixed(NND_CHUNK * (K + 1) * 12));
+        }
+        free(sub);
+        init_formula = "ivf_flat build_peak - input_size (n_lists = N/128, fraction 0.25) + 8192*(cpu_K+1)*12";
+        init_src = SRC_NND_L1;
+    } else if (!random_init) {
+        /* join_init: lists of ~128 rows, k-means on a quarter of the rows, the rows permuted in place */
+        const uint64_t nl = N / NND_ROWS_PER_LIST < 1 ? 1 : N / NND_ROWS_PER_LIST > NND_MAX_LISTS ? NND_MAX_LISTS
+                                                                                            : N / NND_ROWS_PER_LIST;
+        const double dnl = N / NND_ROWS_PER_LIST > NND_MAX_LISTS ? 0.0 : 1.0 / NND_ROWS_PER_LIST;
+        const uint64_t per_list_min = N / nl > NND_ROWS_PER_LIST ? N / nl : NND_ROWS_PER_LIST;
+        /* P and the largest list as bounds that do not fall as N grows (per_list >= 128) */
+        uint64_t P = ceil_div(NND_CAND_FACTOR * (K + 1), NND_ROWS_PER_LIST);
+        P = P < 2 ? 2 : P;
+        uint64_t NC = NND_NEAR_LISTS > 2 * P ? NND_NEAR_LISTS : 2 * P;
+        NC = NC > nl ? nl : NC;
+        const uint64_t smax = LIST_IMBALANCE * per_list_min;
+        uint64_t T = N / 4 < nl ? nl : N / 4;
+        const uint64_t ratio = N / T > 1 ? N / T : 1;
+        T = N / ratio;
+        lin lists = lin_add(lin_part(nl, dnl, D * 4 + 4 + 8 + NC * 4 + 4), lin_fixed(8));
+        lists = lin_add(lists, lin_rows(N, 4 + 4)); /* labels, pn */
+        lin km = kmeans_fit_lin(T, 1.0 / (double)ratio, D, nl, nt);
+        lin perm_tmp = lin_add(lin_rows(N, 1), lin_fixed(ld * 4));
+        const uint64_t tq = NND_JOIN_TQ;
+        uint64_t per_thread = NC * ld * 4 + tq * (NC > smax ? NC : smax) * 4 + tq * ld * 4 + tq * P * 8 + (NC + 1) * 4 +
+                              tq * K * 12 + tq * BF_TOPK_BYTES + P * 4;
+        lin join = lin_fixed(nt * per_thread);
+        if (N / nl > NND_ROWS_PER_LIST) /* at the list cap, the largest list grows with N */
+            join.a = (double)(nt * tq * 4 * LIST_IMBALANCE) / (double)nl;
+        init = lin_add(lists, lin_max(lin_max(km, perm_tmp), join));
+        init_formula = "n_lists*(D*4 + 16 + NC*4) + N*8 + max(k-means of N/4 rows, N + ld*4, "
+                       "threads*join scratch); n_lists = clamp(N/128, 1, 65536)";
+        init_src = SRC_NND_JOIN;
+    }
+    int t_init = add_term(e, "cpu_init_size", ANN_MEM_HOST, init, init_formula, init_src);
+
+    /* An iteration: reverse-sample counters, then the joins' proposals and merge stamps. */
+    lin seen = lin_rows(N, 8);
+    const uint64_t chunk = N < NND_CHUNK ? N : NND_CHUNK;
+    lin props = N < NND_CHUNK ? lin_rows(N, 3 * S * 12) : lin_fixed(chunk * 3 * S * 12);
+    lin join = lin_add(lin_add(props, lin_rows(N, 8 + nt * 4)), lin_fixed(nt * (16 * S * S * 4 + K * 9)));
+    int t_iter = add_term(e, "cpu_iteration_size", ANN_MEM_HOST, lin_max(seen, join),
+                          "max(N*8, min(N, 8192)*3*cpu_S*12 + N*8 + threads*(N*4 + 16*cpu_S^2*4 + cpu_K*9))",
+                          SRC_NND_CPU);
+
+    lin ws = lin_add(lin_add(term_lin(e, t_out), term_lin(e, t_rows)),
+                     lin_add(term_lin(e, t_nrm), term_lin(e, t_graph)));
+    ws = lin_add(ws, term_lin(e, t_smp));
+    ws = lin_add(ws, lin_max(term_lin(e, t_init), term_lin(e, t_iter)));
+    return add_term(e, "cpu_workspace_size", ANN_MEM_HOST, ws,
+                    "cpu_graph_out_size + cpu_rows_size + cpu_norms_size + cpu_knn_size + cpu_samples_size + "
+                    "max(cpu_init_size, cpu_iteration_size)",
+                    SRC_NND_CPU);
+}
+
+/*
+ * The ivf_pq graph build of @p in (anngraph --algo ivf_pq): every term,
+ * peak "build_peak" = input_size + the index arrays allocated first + the
+ * largest of the phases that do not coexist.  The parameters must resolve
+ * (check_inputs() did); the model then adds nothing.
+ */
+static void model_ivf_pq(const ann_mem_inputs *in, ann_mem_estimate *e)
+{
+    ann_ivf_pq_graph_params r;
+    int64_t n_train_i;
+    if (ivfpq_resolve(in, in->rows, &r, &n_train_i) != ANN_OK)
+        return;
+    const uint64_t N = (uint64_t)in->rows, D = (uint64_t)in->dim, B = (uint64_t)in->bytes_per_value;
+    const uint64_t nt = (uint64_t)threads_of(in);
+    const uint64_t L = (uint64_t)r.index.n_lists, pq_dim = (uint64_t)r.index.pq_dim;
+    const uint64_t bits = (uint64_t)r.index.pq_bits, book = (uint64_t)1 << bits;
+    const uint64_t pq_len = (D + pq_dim - 1) / pq_dim, rd = pq_dim * pq_len;
+    const uint64_t chunks = bits == 4 ? (pq_dim + 1) / 2 : pq_dim;
+    const bool rotate = rd != D || r.index.force_random_rotation;
+    const bool cosine = r.index.metric == ANN_METRIC_COSINE;
+    const uint64_t G = (uint64_t)r.graph_degree, R = r.return_distances ? 1 : 0;
+    const uint64_t T = (uint64_t)n_train_i;
+    const bool direct = T == N && in->dtype == ANN_DTYPE_F32 && B == 4 && !cosine;
+    const double dT = (double)T / (double)N; /* 1 / ratio */
+    uint64_t n_pq = (uint64_t)r.index.max_train_points_per_pq_code * book;
+    double d_pq = 0.0;
+    if (n_pq >= T) {
+        n_pq = T;
+        d_pq = dT;
+    }
+    int64_t n_cand = (int64_t)ceil((double)G * (double)r.refine_ratio);
+    if (n_cand < (int64_t)G + 1)
+        n_cand = (int64_t)G + 1;
+    if (n_cand > (int64_t)N)
+        n_cand = (int64_t)N;
+    const uint64_t C = (uint64_t)n_cand;
+    const uint64_t tables = bits == 4 ? 2 * chunks : chunks;
+    const uint64_t list_max = LIST_IMBALANCE * ceil_div(N, L) < N ? LIST_IMBALANCE * ceil_div(N, L) : N;
+    const uint64_t groups_max = ceil_div(list_max, PQ_GROUP);
+
+    add_count(e, "n_lists", (double)L, in->n_lists ? "as given" : "auto: max(1, N/2000)");
+    add_count(e, "pq_dim", (double)pq_dim, in->pq_dim ? "as given" : "auto: from D (ann/ivf_pq.h)");
+    add_count(e, "pq_bits", (double)bits, in->pq_bits ? "as given" : "auto: 8 for D <= 32, else 4");
+    add_count(e, "pq_len", (double)pq_len, "ceil(D/pq_dim)");
+    add_count(e, "rot_dim", (double)rd, "pq_dim*pq_len");
+    add_count(e, "chunks", (double)chunks, "16-byte chunks per group: ceil(pq_dim/2) for 4 bits, else pq_dim");
+    add_count(e, "fraction", (double)r.index.kmeans_trainset_fraction,
+              in->kmeans_trainset_fraction > 0 ? "as given" : "auto: clamp(1/sqrt(N*1e-5), min(1, 32*n_lists/N), 1)");
+    add_count(e, "n_train", (double)T, "N/max(1, N/max(floor(fraction*N), n_lists))");
+    add_count(e, "n_pq", (double)n_pq, "min(max_train_points_per_pq_code*2^pq_bits, n_train)");
+    add_count(e, "n_probes", (double)r.search.n_probes, in->n_probes ? "as given (<= n_lists)" : "auto: round(sqrt(n_lists)/20 + 4)");
+    add_count(e, "candidates", (double)C, "min(N, max(G + 1, ceil(G*refine_ratio)))");
+    add_count(e, "threads", (double)nt, "OpenMP threads");
+
+    /* What lives through the whole build. */
+    int inp = add_term(e, "input_size", ANN_MEM_HOST, lin_rows(N, D * B), "N*D*B", SRC_INPUT);
+    int gr = add_term(e, "graph_size", ANN_MEM_HOST, lin_rows(N, G * 4), "N*G*4", SRC_GRAPH_OUT);
+    int ds = add_term(e, "distances_size", ANN_MEM_HOST, lin_rows(N, R * G * 4), "R*N*G*4", SRC_GRAPH_OUT);
+    /* n_lists grows by 1/2000 per vector while it is auto */
+    const double dL = in->n_lists == 0 && N / 2000 > 1 && N / 2000 < ((uint64_t)1 << 24) ? 1.0 / 2000.0 : 0.0;
+    int cen = add_term(e, "centers_size", ANN_MEM_HOST, lin_part(L, dL, (D + 1 + rd) * 4),
+                       "n_lists*(D + 1 + rot_dim)*4 (centers, norms, rotated centers)", SRC_PQ_INDEX);
+    int rot = add_term(e, "rotation_size", ANN_MEM_HOST, lin_fixed(rotate ? rd * D * 4 : 0),
+                       rotate ? "rot_dim*D*4" : "0 (rot_dim = D, no forced rotation)", SRC_PQ_INDEX);
+    int pqc = add_term(e, "pq_centers_size", ANN_MEM_HOST, lin_fixed(pq_dim * pq_len * book * 4),
+                       "pq_dim*pq_len*2^pq_bits*4", SRC_PQ_INDEX);
+    int off = add_term(e, "list_offsets_size", ANN_MEM_HOST, lin_part(L + 1, dL, 16),
+                       "2*(n_lists + 1)*8 (rows and groups)", SRC_PQ_INDEX);
+    int ids = add_term(e, "list_ids_size", ANN_MEM_HOST, lin_rows(N, 8), "N*8", SRC_PQ_INDEX);
+    lin codes = lin_add(lin_part(N / PQ_GROUP + L, 1.0 / PQ_GROUP + dL, chunks * PQ_GROUP), lin_fixed(1));
+    int cod = add_term(e, "codes_size", ANN_MEM_HOST, codes, "(N/16 + n_lists)*chunks*16 (groups of 16 rows, at most)",
+                       SRC_PQ_INDEX);
+    lin index = lin_add(lin_add(term_lin(e, cen), term_lin(e, rot)), lin_add(term_lin(e, pqc), term_lin(e, off)));
+    index = lin_add(index, lin_add(term_lin(e, ids), term_lin(e, cod)));
+    add_term(e, "index_size", ANN_MEM_HOST, index,
+             "centers_size + rotation_size + pq_centers_size + list_offsets_size + list_ids_size + codes_size",
+             SRC_PQ_INDEX);
+    /* allocated at the start and kept: everything but the rotation and the codes */
+    lin base = lin_add(lin_add(term_lin(e, inp), term_lin(e, gr)), term_lin(e, ds));
+    base = lin_add(base, lin_add(lin_add(term_lin(e, cen), term_lin(e, pqc)), lin_add(term_lin(e, off), term_lin(e, ids))));
+
+    /* Phase 1: the training subsample (a copy unless the data are used directly), its labels, k-means. */
+    lin carried = lin_part(T, dT, direct ? 4 : 12); /* labels (+ sample ids), kept to the end of the build */
+    lin train = lin_add(carried, direct ? lin_zero : lin_part(T, dT, D * 4));
+    int tr = add_term(e, "train_size", ANN_MEM_HOST, train,
+                      direct ? "n_train*4 (labels; the rows themselves are trained on)"
+                             : "n_train*(D*4 + 8 + 4) (f32 copy, sample ids, labels)",
+                      SRC_PQ_BUILD);
+    int km = add_term(e, "kmeans_fit_size", ANN_MEM_HOST, kmeans_fit_lin(T, dT, D, L, nt),
+                      "n_train*(D*4 + 4) (+ hierarchical ceil(n_train/8)*(D*4 + 4) + ...) + "
+                      "max(threads*256*n_lists*4, 8*n_train + threads*8*D) + offsets",
+                      SRC_KMEANS_FIT);
+    lin ph_train = lin_add(term_lin(e, tr), term_lin(e, km));
+    /* Phase 2: the rotation, made in doubles. */
+    int rs = add_term(e, "rotation_scratch_size", ANN_MEM_HOST, lin_fixed(rotate ? D * rd * 8 : 0),
+                      rotate ? "D*rot_dim*8" : "0", SRC_PQ_BUILD);
+    lin ph_rot = lin_add(lin_add(term_lin(e, tr), term_lin(e, rot)), term_lin(e, rs));
+    /* Phase 3: residuals of n_pq rows, rotated; then (the f32 copy freed) one codebook k-means per thread. */
+    lin res = lin_part(n_pq, d_pq, (D + rd) * 4);
+    lin cb_thread = lin_fixed(nt * (book * pq_len * 4));
+    const uint64_t c_eff = n_pq < book ? n_pq : book;
+    cb_thread = lin_add(cb_thread, kmeans_fit_lin(n_pq, d_pq, pq_len, c_eff, 1));
+    if (nt > 1) { /* every thread may train one */
+        lin one = kmeans_fit_lin(n_pq, d_pq, pq_len, c_eff, 1);
+        for (uint64_t t = 1; t < nt && t < pq_dim; t++)
+            cb_thread = lin_add(cb_thread, one);
+    }
+    lin cb = lin_max(lin_add(term_lin(e, tr), res), lin_add(lin_add(carried, lin_part(n_pq, d_pq, rd * 4)), cb_thread));
+    int cbt = add_term(e, "codebook_train_size", ANN_MEM_HOST, lin_add(cb, term_lin(e, rot)),
+                       "rotation_size + max(train_size + n_pq*(D + rot_dim)*4, "
+                       "n_train*(4|12) + n_pq*rot_dim*4 + min(threads, pq_dim)*(codebook k-means of n_pq x pq_len))",
+                       SRC_PQ_BUILD);
+    /* Phase 4: every row's list and place, the codes, the encoding scratch. */
+    lin lab_scratch = lin_fixed(4 * L + nt * KM_ROW_BLOCK * L * 4);
+    if (cosine || in->dtype != ANN_DTYPE_F32 || B != 4)
+        lab_scratch = lin_add(lab_scratch, N < PQ_LABEL_CHUNK ? lin_rows(N, D * 4) : lin_fixed(PQ_LABEL_CHUNK * D * 4));
+    lin enc_thread = lin_fixed(nt * (PQ_ENCODE_BLOCK * (D + rd) * 4 + pq_dim + 1));
+    lin enc = lin_add(lin_add(carried, lin_rows(N, 12)), lin_add(term_lin(e, rot), term_lin(e, cod)));
+    enc = lin_add(enc, lin_max(lin_max(lab_scratch, lin_part(L, dL, 8)), enc_thread));
+    int en = add_term(e, "encode_size", ANN_MEM_HOST, enc,
+                      "n_train*(4|12) + N*(4 + 8) (labels, places) + rotation_size + codes_size + "
+                      "max(label scratch, threads*(64*(D + rot_dim)*4 + pq_dim + 1))",
+                      SRC_PQ_BUILD);
+    /* Phase 5: every row searched for its candidates, then refined (per thread). */
+    uint64_t per = PQ_QUERY_BLOCK * D * 4 * (cosine ? 2 : 1) + D * 4 + PQ_QUERY_BLOCK * C * 12 + C * RANKED_BYTES;
+    per += PQ_QUERY_BLOCK * L * 4 + PQ_QUERY_BLOCK * rd * 4 + rd * 4 + tables * book * 4 +
+           groups_max * PQ_GROUP * 4 + L * 16 + (2 * C + 1) * 12;
+    int ss = add_term(e, "search_scratch_size", ANN_MEM_HOST, lin_fixed(nt * per),
+                      "threads*(16*D*4*(1|2) + D*4 + 16*candidates*12 + candidates*16 + 16*n_lists*4 + "
+                      "17*rot_dim*4 + LUT + largest list*4 + n_lists*16 + (2*candidates + 1)*12); "
+                      "largest list <= 4*ceil(N/n_lists) rows",
+                      SRC_PQ_SEARCH);
+    lin ph_search = lin_add(lin_add(term_lin(e, rot), term_lin(e, cod)), term_lin(e, ss));
+
+    lin phases = lin_max(lin_max(ph_train, ph_rot), lin_max(term_lin(e, cbt), lin_max(term_lin(e, en), ph_search)));
+    set_peak(e, add_term(e, "build_peak", ANN_MEM_HOST, lin_add(base, phases),
+                         "input_size + graph_size + distances_size + centers_size + pq_centers_size + "
+                         "list_offsets_size + list_ids_size + max(train_size + kmeans_fit_size, train_size + "
+                         "rotation_size + rotation_scratch_size, codebook_train_size, encode_size, "
+                         "rotation_size + codes_size + search_scratch_size)",
+                         SRC_PQ_BUILD));
+}
+
+/*
+ * What annkit's CPU IVF-PQ graph build of @p in with @p G ids per row
+ * (refine_ratio @p refine, the auto preset, no distances) holds besides
+ * the dataset, as a linear form, into *out.  Returns false when the
+ * parameters do not resolve (l1, hamming): no such CPU build.
+ */
+static bool ivfpq_workspace(const ann_mem_inputs *in, uint64_t G, double refine, lin *out)
+{
+    ann_mem_inputs x;
+    ann_mem_inputs_init(&x, ANN_ALGO_IVF_PQ);
+    x.rows = in->rows;
+    x.dim = in->dim;
+    x.dtype = in->dtype;
+    x.bytes_per_value = in->bytes_per_value;
+    x.metric = in->metric == ANN_METRIC_EUCLIDEAN ? ANN_METRIC_SQEUCLIDEAN : in->metric;
+    x.n_threads = in->n_threads;
+    x.graph_degree = (int64_t)G;
+    x.refine_ratio = refine;
+    x.return_distances = false;
+    ann_mem_estimate *sub = malloc(sizeof *sub);
+    bool ok = false;
+    if (sub && ann_mem_estimate_compute(&x, sub) == ANN_OK) {
+        const ann_mem_term *bp = ann_mem_term_find(sub, "build_peak");
+        const ann_mem_term *ip = ann_mem_term_find(sub, "input_size");
+        if (bp && ip) {
+            lin a = {bp->bytes - ip->bytes, bp->per_vector - ip->per_vector, bp->fixed - ip->fixed};
+            *out = a;
+            ok = true;
+        }
+    }
+    ann_clear_error();
+    free(sub);
+    return ok;
+}
+
+/*
+ * What annkit's CPU NN-Descent of @p in with @p G ids per row out,
+ * intermediate degree @p K and no distances holds besides the dataset
+ * (cpu_workspace_size), into *out.  Returns false only when out of memory.
+ */
+static bool nnd_workspace(const ann_mem_inputs *in, uint64_t G, uint64_t K, lin *out)
+{
+    ann_mem_estimate *sub = calloc(1, sizeof *sub);
+    if (!sub)
+        return false;
+    sub->in = *in;
+    int i = nnd_cpu_terms(in, sub, G, K, false);
+    *out = term_lin(sub, i);
+    free(sub);
+    return i >= 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* ACE (seeds/hnsw-ace.md, AceParams.npartitions)                      */
 /* ------------------------------------------------------------------ */
 
 #define SRC_ACE "hnsw-ace.md: AceParams npartitions"
-
-static uint64_t ceil_div(uint64_t a, uint64_t b)
-{
-    return a / b + (a % b != 0);
-}
 
 /* partition_size_max for P partitions: ceil(imbalance * 2 * ceil(N/P) * D * B). */
 static uint64_t ace_partition_max(const ann_mem_inputs *in, uint64_t P)
@@ -848,7 +1350,10 @@ static double default_headroom(const ann_mem_inputs *in)
 {
     switch (in->algo) {
     case ANN_ALGO_CAGRA:
+        /* the docs' rule: 0.20 for IVF-PQ builds (and searches), 0.30 for NN-Descent and iterative builds */
         return in->build_algo == ANN_MEM_BUILD_IVF_PQ ? 0.20 : 0.30;
+    case ANN_ALGO_IVF_PQ:
+        return 0.20; /* an IVF-PQ build, as in the docs */
     case ANN_ALGO_NN_DESCENT:
     case ANN_ALGO_HNSW:
         return 0.30;
@@ -880,6 +1385,9 @@ ann_status ann_mem_estimate_compute(const ann_mem_inputs *in, ann_mem_estimate *
     case ANN_ALGO_IVF_FLAT:
         model_ivf_flat(&est->in, est);
         break;
+    case ANN_ALGO_IVF_PQ:
+        model_ivf_pq(&est->in, est);
+        break;
     default:
         model_ace(&est->in, est);
         if (est->in.npartitions == 0)
@@ -900,8 +1408,9 @@ static uint64_t peak_at(const ann_mem_inputs *in, int64_t n, ann_mem_space space
 }
 
 /*
- * Points where the peak can drop as N grows: only ivf_flat's k-means
- * training rows n / floor(n / n_t) fall back when the ratio steps up, at
+ * Points where the peak can drop as N grows: the k-means training rows
+ * of ivf_flat and ivf_pq (ivfpq_drops() below).  ivf_flat's
+ * n / floor(n / n_t) fall back when the ratio steps up, at
  * n = (r + 1) * n_t - 1 where n_t is constant: n_t = n_lists (small N) and
  * n_t = n_lists * max_train_points_per_cluster (capped).  Calls @p fn on
  * each such point below @p limit, in increasing order, until it returns
@@ -909,8 +1418,72 @@ static uint64_t peak_at(const ann_mem_inputs *in, int64_t n, ann_mem_space space
  */
 typedef bool (*drop_fn)(void *user, int64_t n);
 
+/* ivf_pq: the k-means sampling ratio of ann_ivf_pq_cpu_build at N = n (n / n_train would not be exact). */
+static int64_t ivfpq_ratio(const ann_mem_inputs *in, int64_t n)
+{
+    ann_ivf_pq_graph_params r;
+    int64_t n_train;
+    if (ivfpq_resolve(in, n, &r, &n_train) != ANN_OK)
+        return -1;
+    int64_t want = (int64_t)((double)r.index.kmeans_trainset_fraction * (double)n);
+    if (want < r.index.n_lists)
+        want = r.index.n_lists;
+    return n / want > 1 ? n / want : 1;
+}
+
+/*
+ * ivf_pq: the peak falls where the sampling ratio steps up (n_train =
+ * n / ratio falls), so the local maxima are the points n - 1 where
+ * ratio(n) > ratio(n - 1).  Below 65536 every n is looked at; above, the
+ * ratio (about 1 / fraction, or sqrt(n x 1e-5) while the fraction is
+ * auto) only grows but for rounding next to a step: each step is found by
+ * bisection, and a window of 4 x ratio + 64 points on each side of it is
+ * looked at.  At most 10^5 steps.
+ */
+static int64_t ivfpq_drops(const ann_mem_inputs *in, int64_t limit, drop_fn fn, void *user)
+{
+    ann_clear_error();
+    int64_t prev = ivfpq_ratio(in, 1);
+    const int64_t scan_end = limit < 65536 ? limit : 65536;
+    for (int64_t n = 2; n <= scan_end; n++) {
+        const int64_t r = ivfpq_ratio(in, n);
+        if (r > prev && fn(user, n - 1))
+            return n - 1;
+        prev = r;
+    }
+    int64_t n0 = scan_end;
+    for (int steps = 0; n0 < limit && steps < 100000; steps++) {
+        const int64_t r0 = ivfpq_ratio(in, n0);
+        int64_t lo = n0, hi = limit;
+        if (r0 < 0 || ivfpq_ratio(in, hi) <= r0)
+            break;
+        while (hi - lo > 1) { /* ratio(lo) <= r0 < ratio(hi) */
+            const int64_t mid = lo + (hi - lo) / 2;
+            if (ivfpq_ratio(in, mid) > r0)
+                hi = mid;
+            else
+                lo = mid;
+        }
+        int64_t w0 = hi - 4 * r0 - 64, w1 = hi + 4 * r0 + 64;
+        w0 = w0 <= n0 ? n0 + 1 : w0;
+        w1 = w1 > limit ? limit : w1;
+        prev = ivfpq_ratio(in, w0 - 1);
+        for (int64_t n = w0; n <= w1; n++) {
+            const int64_t r = ivfpq_ratio(in, n);
+            if (r > prev && fn(user, n - 1))
+                return n - 1;
+            prev = r;
+        }
+        n0 = w1;
+    }
+    ann_clear_error();
+    return -1;
+}
+
 static int64_t for_each_drop(const ann_mem_inputs *in, int64_t limit, drop_fn fn, void *user)
 {
+    if (in->algo == ANN_ALGO_IVF_PQ)
+        return ivfpq_drops(in, limit, fn, user);
     if (in->algo != ANN_ALGO_IVF_FLAT)
         return -1;
     const int64_t L = in->n_lists;
@@ -1289,6 +1862,22 @@ ann_status ann_mem_check_build(ann_algo algo, const void *build_params, int64_t 
                 in.intermediate_graph_degree = rows > 1 ? rows - 1 : 1;
             if (in.graph_degree > in.intermediate_graph_degree)
                 in.graph_degree = in.intermediate_graph_degree;
+        }
+        break;
+    case ANN_ALGO_IVF_PQ:
+        if (build_params) {
+            const ann_ivf_pq_graph_params *p = build_params;
+            in.metric = p->index.metric;
+            in.n_lists = p->index.n_lists;
+            in.pq_dim = p->index.pq_dim;
+            in.pq_bits = p->index.pq_bits;
+            in.kmeans_trainset_fraction = p->index.kmeans_trainset_fraction;
+            in.force_random_rotation = p->index.force_random_rotation;
+            in.max_train_points_per_pq_code = p->index.max_train_points_per_pq_code;
+            in.n_probes = p->search.n_probes;
+            in.graph_degree = p->graph_degree;
+            in.refine_ratio = p->refine_ratio;
+            in.return_distances = p->return_distances;
         }
         break;
     case ANN_ALGO_HNSW:

@@ -429,6 +429,19 @@ assert 0.9 <= o["recall"] <= 1 and o["seconds"] >= 0, o
     assert_failure 1
     [[ "$stderr" == *"estimated peak host memory"* ]] || fail "stderr: $stderr"
     [ ! -e g.knn ] || fail "a graph was written"
+    # IVF-PQ graphs have their model too (annmem ivf_pq): the estimate, the limit and the option are named
+    run --separate-stderr anngraph --algo ivf_pq --max-host-memory 1MiB --graph-degree 8 mid.fbin -o g.knn
+    assert_failure 1
+    [[ "$stderr" == "anngraph: estimated peak host memory "*"(ivf_pq build, "*": build_peak) exceeds "* ]] ||
+        fail "stderr: $stderr"
+    [[ "$stderr" == *"the usable part of --max-host-memory 0.0 GiB (headroom 0.20)"*"raise --max-host-memory"* ]] ||
+        fail "stderr: $stderr"
+    [[ "$stderr" != *"not checked"* ]] || fail "stderr: $stderr"
+    [ ! -e g.knn ] || fail "a graph was written"
+    # a limit the build fits is no obstacle
+    run --separate-stderr anngraph --algo ivf_pq --max-host-memory 1GiB --graph-degree 8 mid.fbin -o g.knn
+    assert_success
+    [ -e g.knn ]
     run anngraph --max-gpu-memory much mid.fbin -o g.knn
     assert_failure 2
 }
@@ -490,10 +503,6 @@ assert 0.9 <= o["recall"] <= 1 and o["seconds"] >= 0, o
     anngraph --algo ivf_pq --return-distances false --graph-degree 8 small.fbin -o nd.knn
     run annconvert --info nd.knn
     assert_line "sections: 2"
-    # There is no memory model of IVF-PQ graphs: a limit is not checked, and says so.
-    run --separate-stderr anngraph --algo ivf_pq --max-host-memory 1K --graph-degree 8 small.fbin -o m.knn
-    assert_success
-    [[ "$stderr" == *"no memory model for ivf_pq graphs; not checked"* ]] || fail "stderr: $stderr"
 }
 
 @test "IVF-PQ parameter errors: usage 2, data 1, unavailable 3, nothing written" {

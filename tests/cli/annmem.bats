@@ -121,6 +121,54 @@ print(t[0] if t else "null")' "$2"
     assert_output --partial "E_G=96 E_I=192"
 }
 
+@test "ivf_pq: the terms of annkit's IVF-PQ graph build, its preset resolved" {
+    # 5000 x 40 f32, G = 16, 2 threads (the hand-computed case of tests/unit/test_memory.c)
+    run annmem ivf_pq --rows 5000 --dim 40 --graph-degree 16 --threads 2 --free-host 1GiB
+    assert_success
+    assert_output --partial "model: ivf_pq, phase build"
+    assert_output --partial "n_lists=2 pq_dim=32 pq_bits=4 pq_len=2 rot_dim=64 chunks=16"
+    assert_output --partial "candidates=32"
+    assert_line --regexp '^  input_size +host +800000 +0\.76 +N\*D\*B$'
+    assert_line --regexp '^  codes_size +host +80385 +0\.08 '
+    assert_line --regexp '^  rotation_size +host +10240 '
+    assert_line --regexp '^  codebook_train_size +host +1734176 '
+    assert_line --regexp '^\* build_peak +host +3219160 +3\.07 '
+    out=$(annmem ivf_pq --rows 5000 --dim 40 --graph-degree 16 --threads 2 --free-host 1GiB --json)
+    [ "$(printf '%s' "$out" | jget .model)" = ivf_pq ]
+    [ "$(term_bytes "$out" build_peak)" = 3219160 ]
+    [ "$(printf '%s' "$out" | jget .host.peak_term)" = build_peak ]
+    [ "$(printf '%s' "$out" | jget .host.h)" = 0.2 ]
+    [ "$(printf '%s' "$out" | jget .derived.n_lists)" = 2 ]
+    [ "$(printf '%s' "$out" | jget .inputs.refine_ratio)" = 2 ]
+    for t in graph_size distances_size centers_size pq_centers_size list_offsets_size list_ids_size \
+             index_size train_size kmeans_fit_size rotation_scratch_size encode_size search_scratch_size; do
+        [ "$(term_bytes "$out" "$t")" != null ] || { echo "missing $t"; return 1; }
+    done
+    # the options that change memory
+    a=$(annmem ivf_pq --rows 5000 --dim 40 --threads 2 --json --pq-dim 8 --pq-bits 8 --n-lists 10 \
+        --refine-ratio 4 --return-distances false)
+    [ "$(printf '%s' "$a" | jget .derived.candidates)" = 256 ]
+    [ "$(printf '%s' "$a" | jget .derived.chunks)" = 8 ]
+    [ "$(term_bytes "$a" distances_size)" = 0 ]
+    [ "$(term_bytes "$a" pq_centers_size)" = $((8 * 5 * 256 * 4)) ]
+    run annmem ivf_pq --rows 5000 --dim 40 --pq-bits 3
+    assert_failure 2
+    run annmem ivf_pq --rows 5000 --dim 40 --metric l1
+    assert_failure 3
+}
+
+@test "nn_descent: annkit's CPU terms are the host peak on the CPU, the docs' on CUDA" {
+    out=$(annmem nn_descent --rows 60000 --dim 784 --threads 2 --free-host 1TiB --json)
+    [ "$(printf '%s' "$out" | jget .host.peak_term)" = cpu_build_peak ]
+    # f32 rows padded to 784 floats, the intermediate graph of 128 ids, distances and flags
+    [ "$(term_bytes "$out" cpu_rows_size)" = $((60000 * 784 * 4)) ]
+    [ "$(term_bytes "$out" cpu_knn_size)" = $((60000 * 128 * 9)) ]
+    [ "$(printf '%s' "$out" | jget .inputs.build)" = cpu ]
+    out=$(annmem nn_descent --device cuda --rows 60000 --dim 784 --free-host 1TiB --json)
+    [ "$(printf '%s' "$out" | jget .host.peak_term)" = host_build_peak ]
+    [ "$(term_bytes "$out" cpu_rows_size)" = null ]
+}
+
 # ---------------------------------------------------------------- numbers
 
 @test "numbers accept 1e6, 10M and 64GiB" {
@@ -143,7 +191,8 @@ print(t[0] if t else "null")' "$2"
 # ---------------------------------------------------------------- output
 
 @test "--json is one parseable object with every term" {
-    run annmem cagra --rows 1e6 --dim 1024 --free 80GiB --free-host 512GiB --json
+    # the docs' cuVS build: --device cuda (on the CPU, cagra's IVF-PQ build has annkit's terms)
+    run annmem cagra --device cuda --rows 1e6 --dim 1024 --free 80GiB --free-host 512GiB --json
     assert_success
     [ "${#lines[@]}" -eq 1 ]
     [ "$(printf '%s' "$output" | jget .model)" = cagra ]
@@ -239,6 +288,31 @@ print(t[0] if t else "null")' "$2"
     assert_output --partial "n_lists=32"
     assert_line --regexp '^  host peak: +measured [0-9]+ B .*ru_maxrss\), estimate [0-9]+ B .*build_peak\)$'
     assert_line --regexp '^  H_measured: +[0-9.-]+$'
+}
+
+@test "--measure: anngraph --algo ivf_pq and nn_descent pick their models from the command line" {
+    run annmem --json --measure -- anngraph --algo ivf_pq --graph-degree 16 --pq-bits 8 --threads 2 \
+        "$DATA/base.fbin" -o pq.knn -f
+    assert_success
+    [ -f pq.knn ]
+    [ "$(printf '%s' "$output" | jget .model)" = ivf_pq ]
+    [ "$(printf '%s' "$output" | jget .inputs.N)" = 40000 ]
+    [ "$(printf '%s' "$output" | jget .inputs.G)" = 16 ]
+    [ "$(printf '%s' "$output" | jget .inputs.pq_bits)" = 8 ]
+    peak=$(printf '%s' "$output" | jget .measured.host_peak)
+    est=$(printf '%s' "$output" | jget .measured.host_estimate)
+    # the model counts the allocations; the process adds its libraries (some MiB)
+    [ "$peak" -ge $((est * 9 / 10)) ] || { echo "peak $peak est $est"; return 1; }
+    [ "$peak" -le $((est + 64 * 1048576)) ] || { echo "peak $peak est $est"; return 1; }
+    run annmem --json --measure -- anngraph --graph-degree 16 --intermediate-graph-degree 32 --threads 2 \
+        "$DATA/base.fbin" -o nnd.knn -f
+    assert_success
+    [ "$(printf '%s' "$output" | jget .model)" = nn_descent ]
+    [ "$(printf '%s' "$output" | jget .host.peak_term)" = cpu_build_peak ]
+    peak=$(printf '%s' "$output" | jget .measured.host_peak)
+    est=$(printf '%s' "$output" | jget .measured.host_estimate)
+    [ "$peak" -ge $((est * 8 / 10)) ] || { echo "peak $peak est $est"; return 1; }
+    [ "$peak" -le $((est + 64 * 1048576)) ] || { echo "peak $peak est $est"; return 1; }
 }
 
 @test "--measure: the command's stdout does not mix into the report" {

@@ -87,8 +87,9 @@ static void test_cagra_examples(void)
     ann_mem_inputs in;
     ann_mem_estimate e;
 
-    /* Baseline: 1,000,000 vectors, dim 1024, fp32, graph_degree 64, IdxT int32. */
+    /* Baseline: 1,000,000 vectors, dim 1024, fp32, graph_degree 64, IdxT int32; a cuVS (GPU) build. */
     ann_mem_inputs_init(&in, ANN_ALGO_CAGRA);
+    in.device = true;
     in.rows = 1000000;
     in.dim = 1024;
     in.dtype = ANN_DTYPE_F32;
@@ -167,6 +168,7 @@ static void test_cagra_other_terms(void)
     in.build_algo = ANN_MEM_BUILD_NN_DESCENT;
     in.input_on_device = false;
     in.input_on_host = true;
+    in.device = true; /* a CUDA build: the docs' host terms */
     estimate(&in, &e);
     CHECK(term(&e, "NND_device_peak")->bytes == 1000000ULL * (128 * 2 + 276 + 4), "NND_device_peak");
     CHECK(term(&e, "NND_host_peak")->bytes == 1000000ULL * (13 * 128 + 912), "NND_host_peak");
@@ -230,9 +232,10 @@ static void test_nn_descent_examples(void)
     CHECK(e.host.peak == 2576000000ULL && strcmp(e.host.peak_name, "host_workspace_size") == 0,
           "device input: host peak is host_workspace_size");
 
-    /* Host input: the N*D*B_in term leaves the device and counts on the host. */
+    /* Host input: the N*D*B_in term leaves the device and counts on the host (a CUDA build). */
     in.input_on_device = false;
     in.input_on_host = true;
+    in.device = true;
     estimate(&in, &e);
     CHECK(term(&e, "device_build_peak")->bytes == 1304000000ULL - 512000000ULL, "host input device peak");
     CHECK(e.host.peak == 2576000000ULL + 512000000ULL, "host input host peak");
@@ -282,6 +285,16 @@ static uint64_t peak_of(const ann_mem_inputs *in, int64_t n, ann_mem_space sp)
     return sp == ANN_MEM_DEVICE ? e.device.peak : e.host.peak;
 }
 
+/* Count @p name of model @p in at N = n. */
+static double count_of_at(const ann_mem_inputs *in, int64_t n, const char *name)
+{
+    ann_mem_inputs x = *in;
+    ann_mem_estimate e;
+    x.rows = n;
+    estimate(&x, &e);
+    return count_of(&e, name);
+}
+
 /* The first n that does not fit, minus one, by scanning every n. */
 static int64_t direct_n_max(const ann_mem_inputs *in, ann_mem_space sp, uint64_t m, int64_t limit)
 {
@@ -325,10 +338,18 @@ static void test_capacity(void)
     in.dim = 96;
     check_n_max("cagra ivf_pq device", &in, ANN_MEM_DEVICE, 30000, 777, false);
     check_n_max("cagra ivf_pq device (small N: IVFPQ_search_peak dominates)", &in, ANN_MEM_DEVICE, 300, 5, false);
+    in.device = true; /* the docs' host terms (a CUDA build) */
     check_n_max("cagra ivf_pq host", &in, ANN_MEM_HOST, 30000, 3, true);
     in.build_algo = ANN_MEM_BUILD_NN_DESCENT;
     check_n_max("cagra nn_descent device", &in, ANN_MEM_DEVICE, 25000, 100, true);
     check_n_max("cagra nn_descent host", &in, ANN_MEM_HOST, 25000, 100, true);
+    in.device = false; /* annkit's CPU build */
+    in.n_threads = 2;
+    check_n_max("cagra nn_descent host, CPU", &in, ANN_MEM_HOST, 25000, 100, false);
+    in.build_algo = ANN_MEM_BUILD_IVF_PQ;
+    check_n_max("cagra ivf_pq host, CPU", &in, ANN_MEM_HOST, 25000, 100, false);
+    in.n_threads = 0;
+    in.build_algo = ANN_MEM_BUILD_NN_DESCENT;
     in.build_algo = ANN_MEM_BUILD_ITERATIVE;
     check_n_max("cagra iterative device (N < 8192)", &in, ANN_MEM_DEVICE, 5000, 100, false);
     check_n_max("cagra iterative device (N > 8192)", &in, ANN_MEM_DEVICE, 20000, 100, false);
@@ -342,6 +363,39 @@ static void test_capacity(void)
     check_n_max("nn_descent device", &in, ANN_MEM_DEVICE, 20000, 11, false);
     check_n_max("nn_descent host", &in, ANN_MEM_HOST, 20000, 11, false);
     check_n_max("nn_descent host (N < I: clipped degrees)", &in, ANN_MEM_HOST, 90, 11, false);
+    in.device = true;
+    check_n_max("nn_descent host, CUDA build", &in, ANN_MEM_HOST, 20000, 11, false);
+
+    /* ivf_pq: auto preset; then u8 data, where the training copies dominate and fall where the
+     * sampling ratio steps up (N = 16 with n_lists 8 and fraction 0.5; near N = 400000 with the
+     * auto fraction 1/sqrt(N x 1e-5)) */
+    ann_mem_inputs_init(&in, ANN_ALGO_IVF_PQ);
+    in.rows = 1000;
+    in.dim = 16;
+    in.n_threads = 2;
+    check_n_max("ivf_pq auto", &in, ANN_MEM_HOST, 30000, 5, false);
+    in.dtype = ANN_DTYPE_U8;
+    in.dim = 256;
+    in.graph_degree = 4;
+    in.n_lists = 200;
+    in.n_threads = 1;
+    in.kmeans_trainset_fraction = 0.5;
+    CHECK(peak_of(&in, 399, ANN_MEM_HOST) > peak_of(&in, 400, ANN_MEM_HOST), "ivf_pq u8: the peak drops at N = 400");
+    check_n_max("ivf_pq u8 at the drop", &in, ANN_MEM_HOST, 399, 0, false);
+    check_n_max("ivf_pq u8 before the drop", &in, ANN_MEM_HOST, 390, 7, false);
+    in.n_threads = 2;
+    in.n_lists = 0;
+    in.kmeans_trainset_fraction = 0;
+    in.dim = 64;
+    in.graph_degree = 8;
+    int64_t drop = 0;
+    for (int64_t n = 399000; n < 401000 && !drop; n++)
+        if (peak_of(&in, n, ANN_MEM_HOST) < peak_of(&in, n - 1, ANN_MEM_HOST) &&
+            count_of_at(&in, n, "n_train") < count_of_at(&in, n - 1, "n_train"))
+            drop = n;
+    CHECK(drop > 0, "ivf_pq u8 auto: a drop near N = 400000");
+    if (drop > 0)
+        check_n_max("ivf_pq u8 auto, before the drop", &in, ANN_MEM_HOST, drop - 1, 0, false);
 
     ann_mem_inputs_init(&in, ANN_ALGO_BRUTE_FORCE);
     in.rows = 1000;
@@ -529,8 +583,29 @@ static void test_check(void)
           "cagra degrees clamped: %s", ann_last_error());
     st = ann_mem_check_build(ANN_ALGO_HNSW, &ip, 1000, 16, ANN_DTYPE_F32, 0, 0, false, NULL);
     CHECK(st == ANN_ERR_INVALID_ARG, "unknown params struct refused");
-    st = ann_mem_check_build(ANN_ALGO_IVF_PQ, NULL, 1000, 16, ANN_DTYPE_F32, 0, 0, false, NULL);
-    CHECK(st == ANN_ERR_UNSUPPORTED, "no model for ivf_pq");
+    /* ivf_pq graph params: every field that changes memory is read */
+    ann_ivf_pq_graph_params gp;
+    ann_ivf_pq_graph_params_init(&gp);
+    gp.graph_degree = 24;
+    gp.index.n_lists = 7;
+    gp.index.pq_dim = 8;
+    gp.index.pq_bits = 6;
+    gp.refine_ratio = 3.0f;
+    gp.return_distances = false;
+    st = ann_mem_check_build(ANN_ALGO_IVF_PQ, &gp, 10000, 16, ANN_DTYPE_F32, 1ULL << 50, 0, false, &e);
+    CHECK(st == ANN_OK && count_of(&e, "n_lists") == 7 && count_of(&e, "pq_dim") == 8 && count_of(&e, "pq_bits") == 6 &&
+              count_of(&e, "candidates") == 72 && term(&e, "distances_size")->bytes == 0 &&
+              term(&e, "graph_size")->bytes == 10000ULL * 24 * 4,
+          "ivf_pq params read: %s", ann_last_error());
+    st = ann_mem_check_build(ANN_ALGO_IVF_PQ, NULL, 100000, 128, ANN_DTYPE_F32, 1ULL << 20, 0, false, &e);
+    CHECK(st == ANN_ERR_NOMEM && strstr(ann_last_error(), "ivf_pq build, 100000 x 128 f32: build_peak") &&
+              strstr(ann_last_error(), "--max-host-memory 0.0 GiB") && strstr(ann_last_error(), "headroom 0.20"),
+          "ivf_pq refused: %s", ann_last_error());
+    gp.index.metric = ANN_METRIC_L1;
+    st = ann_mem_check_build(ANN_ALGO_IVF_PQ, &gp, 10000, 16, ANN_DTYPE_F32, 1ULL << 50, 0, false, NULL);
+    CHECK(st == ANN_ERR_UNSUPPORTED, "ivf_pq l1: %d", (int)st);
+    st = ann_mem_check_build((ann_algo)(ANN_ALGO_IVF_FLAT + 100), NULL, 1000, 16, ANN_DTYPE_F32, 0, 0, false, NULL);
+    CHECK(st == ANN_ERR_UNSUPPORTED, "no model for an unknown algorithm");
     CHECK(ann_mem_host_available() > 0, "MemAvailable readable");
 
     ann_mem_inputs in;
@@ -544,6 +619,204 @@ static void test_check(void)
     CHECK(ann_mem_estimate_compute(&in, &e) == ANN_ERR_INVALID_ARG, "rows 0");
 }
 
+
+/* ------------------------------------------------------------------ */
+/* annkit's CPU builds: the ivf_pq graph, NN-Descent, cagra            */
+/* ------------------------------------------------------------------ */
+
+/* 5000 x 40 f32, G = 16, 2 threads, every preset field auto: each term by hand from ivf_pq_cpu.c. */
+static void test_ivf_pq_terms(void)
+{
+    ann_mem_inputs in;
+    ann_mem_estimate e;
+    ann_mem_inputs_init(&in, ANN_ALGO_IVF_PQ);
+    in.rows = 5000;
+    in.dim = 40;
+    in.graph_degree = 16;
+    in.n_threads = 2;
+    estimate(&in, &e);
+    /* preset: n_lists = 5000/2000 = 2; D = 40: pq_bits 4, pq_dim 32, pq_len 2, rot_dim 64;
+     * n_probes round(sqrt(2)/20 + 4) = 4, clamped to n_lists = 2;
+     * fraction clamps to 1: n_train = 5000, trained in place (f32, sqeuclidean) */
+    CHECK(count_of(&e, "n_lists") == 2 && count_of(&e, "pq_dim") == 32 && count_of(&e, "pq_bits") == 4 &&
+              count_of(&e, "pq_len") == 2 && count_of(&e, "rot_dim") == 64 && count_of(&e, "chunks") == 16,
+          "ivf_pq preset");
+    CHECK(count_of(&e, "n_train") == 5000 && count_of(&e, "n_pq") == 4096 && count_of(&e, "n_probes") == 2 &&
+              count_of(&e, "candidates") == 32,
+          "ivf_pq counts: n_train %g n_pq %g n_probes %g candidates %g", count_of(&e, "n_train"),
+          count_of(&e, "n_pq"), count_of(&e, "n_probes"), count_of(&e, "candidates"));
+    /* the preset is the library's own */
+    ann_ivf_pq_graph_params gp, r;
+    ann_ivf_pq_graph_params_init(&gp);
+    gp.graph_degree = 16;
+    CHECK(ann_ivf_pq_graph_params_resolve(&gp, 5000, 40, &r) == ANN_OK && r.index.n_lists == 2 &&
+              r.index.pq_dim == 32 && r.index.pq_bits == 4 && r.search.n_probes == 2,
+          "resolve agrees");
+    CHECK(term(&e, "input_size")->bytes == 5000ULL * 40 * 4, "input_size");
+    CHECK(term(&e, "graph_size")->bytes == 5000ULL * 16 * 4 && term(&e, "distances_size")->bytes == 5000ULL * 16 * 4,
+          "graph and distances");
+    CHECK(term(&e, "centers_size")->bytes == 2ULL * (40 + 1 + 64) * 4, "centers_size %llu",
+          (unsigned long long)term(&e, "centers_size")->bytes);
+    CHECK(term(&e, "rotation_size")->bytes == 64ULL * 40 * 4, "rotation_size");
+    CHECK(term(&e, "pq_centers_size")->bytes == 32ULL * 2 * 16 * 4, "pq_centers_size");
+    CHECK(term(&e, "list_offsets_size")->bytes == 2ULL * 3 * 8, "list_offsets_size");
+    CHECK(term(&e, "list_ids_size")->bytes == 5000ULL * 8, "list_ids_size");
+    CHECK(term(&e, "codes_size")->bytes == (5000ULL / 16 + 2) * 16 * 16 + 1, "codes_size %llu",
+          (unsigned long long)term(&e, "codes_size")->bytes);
+    CHECK(term(&e, "train_size")->bytes == 5000ULL * 4, "train_size: labels only");
+    /* k-means of 5000 x 40 into 2 lists: copy + labels, offsets, max(assign, update) */
+    const uint64_t km = 5000ULL * (160 + 4) + 8 * 3 + (8ULL * 5000 + 8 * 3 + 8 * 2 + 2 * 40 * 8);
+    CHECK(term(&e, "kmeans_fit_size")->bytes == km, "kmeans_fit_size %llu, by hand %llu",
+          (unsigned long long)term(&e, "kmeans_fit_size")->bytes, (unsigned long long)km);
+    CHECK(term(&e, "rotation_scratch_size")->bytes == 40ULL * 64 * 8, "rotation_scratch_size");
+    /* residuals of 4096 rows (40 + 64 floats) beside the labels: larger than the codebook k-means */
+    const uint64_t cb = 64ULL * 40 * 4 + 5000ULL * 4 + 4096ULL * (40 + 64) * 4;
+    CHECK(term(&e, "codebook_train_size")->bytes == cb, "codebook_train_size %llu, by hand %llu",
+          (unsigned long long)term(&e, "codebook_train_size")->bytes, (unsigned long long)cb);
+    const uint64_t enc = 5000ULL * 4 + 5000ULL * 12 + 64ULL * 40 * 4 + ((5000ULL / 16 + 2) * 256 + 1) +
+                         2ULL * (64 * (40 + 64) * 4 + 32 + 1);
+    CHECK(term(&e, "encode_size")->bytes == enc, "encode_size %llu, by hand %llu",
+          (unsigned long long)term(&e, "encode_size")->bytes, (unsigned long long)enc);
+    /* per thread: queries, candidates (32), coarse, rotated queries, LUT, largest list (<= N), probes */
+    const uint64_t per = 16 * 40 * 4 + 40 * 4 + 16 * 32 * 12 + 32 * 16 + 16 * 2 * 4 + 16 * 64 * 4 + 64 * 4 +
+                         32 * 16 * 4 + 313 * 16 * 4 + 2 * 16 + 65 * 12;
+    CHECK(term(&e, "search_scratch_size")->bytes == 2 * per, "search_scratch_size %llu, by hand %llu",
+          (unsigned long long)term(&e, "search_scratch_size")->bytes, (unsigned long long)(2 * per));
+    const uint64_t base = 800000ULL + 320000 + 320000 + 840 + 4096 + 48 + 40000;
+    CHECK(e.host.used && !e.device.used && strcmp(e.host.peak_name, "build_peak") == 0 &&
+              e.host.peak == base + cb,
+          "ivf_pq peak %llu, by hand %llu (the codebook phase)", (unsigned long long)e.host.peak,
+          (unsigned long long)(base + cb));
+    CHECK(fabs(e.headroom - 0.20) < 1e-12, "ivf_pq headroom %g", e.headroom);
+
+    /* u8 data: a training copy and sample ids; cosine: a label buffer; no distances */
+    in.dtype = ANN_DTYPE_U8;
+    in.kmeans_trainset_fraction = 0.5;
+    in.return_distances = false;
+    estimate(&in, &e);
+    CHECK(count_of(&e, "n_train") == 2500 && term(&e, "train_size")->bytes == 2500ULL * (40 * 4 + 8 + 4) &&
+              term(&e, "distances_size")->bytes == 0,
+          "u8 training copy: %llu", (unsigned long long)term(&e, "train_size")->bytes);
+    /* errors of the resolve function, and no search model */
+    in.pq_bits = 3;
+    CHECK(ann_mem_estimate_compute(&in, &e) == ANN_ERR_INVALID_ARG && strstr(ann_last_error(), "pq_bits"),
+          "pq_bits 3: %s", ann_last_error());
+    in.pq_bits = 0;
+    in.metric = ANN_METRIC_HAMMING;
+    CHECK(ann_mem_estimate_compute(&in, &e) == ANN_ERR_UNSUPPORTED, "hamming");
+    in.metric = ANN_METRIC_SQEUCLIDEAN;
+    in.phase = ANN_MEM_PHASE_SEARCH;
+    CHECK(ann_mem_estimate_compute(&in, &e) == ANN_ERR_UNSUPPORTED, "no ivf_pq search model");
+    /* below the smallest dataset the build takes, the model still answers (capacity search) */
+    in.phase = ANN_MEM_PHASE_BUILD;
+    in.rows = 3;
+    CHECK(ann_mem_estimate_compute(&in, &e) == ANN_OK && e.host.peak > 0, "N = 3 < G: %s", ann_last_error());
+}
+
+/* annkit's CPU NN-Descent and CAGRA: the cpu_ terms and the host peak by device. */
+static void test_cpu_terms(void)
+{
+    ann_mem_inputs in;
+    ann_mem_estimate e;
+    ann_mem_inputs_init(&in, ANN_ALGO_NN_DESCENT);
+    in.rows = 20000;
+    in.dim = 100;
+    in.graph_degree = 32;
+    in.intermediate_graph_degree = 64;
+    in.n_threads = 2;
+    estimate(&in, &e);
+    /* K = 64, S = round(sqrt(128)) = 11, ld = 112 */
+    CHECK(count_of(&e, "cpu_K") == 64 && count_of(&e, "cpu_S") == 11 && count_of(&e, "cpu_ld") == 112, "cpu counts");
+    CHECK(term(&e, "cpu_rows_size")->bytes == 20000ULL * 112 * 4, "cpu_rows_size");
+    CHECK(term(&e, "cpu_norms_size")->bytes == 20000ULL * 4, "cpu_norms_size");
+    CHECK(term(&e, "cpu_knn_size")->bytes == 20000ULL * 64 * 9, "cpu_knn_size");
+    CHECK(term(&e, "cpu_graph_out_size")->bytes == 20000ULL * 32 * 8, "cpu_graph_out_size");
+    CHECK(term(&e, "cpu_samples_size")->bytes == 20000ULL * (16 * 11 + 16 + 8 + 4 + 4) + 8, "cpu_samples_size");
+    /* the initial graph: 156 lists, k-means of 5000 rows (not hierarchical) */
+    const uint64_t nl = 156, P = (32 * 65 + 127) / 128, NC = 48 > 2 * P ? 48 : 2 * P;
+    const uint64_t lists = nl * (400 + 4 + 8 + NC * 4 + 4) + 8 + 20000ULL * 8;
+    const uint64_t km = 5000ULL * 404 + 8 * (nl + 1) + 8ULL * 5000 + 8 * (nl + 1) + 8 * nl + 2 * 100 * 8;
+    const uint64_t ksc = 4 * nl + 2ULL * 256 * nl * 4; /* assign scratch: is it the larger? */
+    const uint64_t kfit = 5000ULL * 404 + 8 * (nl + 1) + (ksc > km - 5000ULL * 404 - 8 * (nl + 1)
+                                                             ? ksc
+                                                             : km - 5000ULL * 404 - 8 * (nl + 1));
+    CHECK(term(&e, "cpu_init_size")->bytes >= lists + kfit, "cpu_init_size %llu >= lists + k-means %llu",
+          (unsigned long long)term(&e, "cpu_init_size")->bytes, (unsigned long long)(lists + kfit));
+    const ann_mem_term *ws = term(&e, "cpu_workspace_size");
+    uint64_t sum = term(&e, "cpu_graph_out_size")->bytes + term(&e, "cpu_rows_size")->bytes +
+                   term(&e, "cpu_norms_size")->bytes + term(&e, "cpu_knn_size")->bytes +
+                   term(&e, "cpu_samples_size")->bytes;
+    uint64_t ph = term(&e, "cpu_init_size")->bytes > term(&e, "cpu_iteration_size")->bytes
+                      ? term(&e, "cpu_init_size")->bytes
+                      : term(&e, "cpu_iteration_size")->bytes;
+    CHECK(ws->bytes == sum + ph, "cpu_workspace_size = sum + max(phases)");
+    CHECK(strcmp(e.host.peak_name, "cpu_build_peak") == 0 && e.host.peak == 20000ULL * 400 + ws->bytes,
+          "CPU host peak: %s", e.host.peak_name);
+    /* the docs' host terms are still there, and selected for a CUDA build */
+    CHECK(term(&e, "host_workspace_size")->bytes > 0 && strcmp(e.device.peak_name, "device_build_peak") == 0,
+          "docs' terms kept");
+    in.device = true;
+    estimate(&in, &e);
+    CHECK(strcmp(e.host.peak_name, "host_build_peak") == 0 && ann_mem_term_find(&e, "cpu_rows_size") == NULL,
+          "CUDA build: %s", e.host.peak_name);
+    /* graph.c raises I to G; hamming reads the dataset (no f32 rows, no norms) */
+    in.device = false;
+    in.graph_degree = 80;
+    in.metric = ANN_METRIC_HAMMING;
+    in.dtype = ANN_DTYPE_U8;
+    estimate(&in, &e);
+    CHECK(count_of(&e, "cpu_K") == 80 && term(&e, "cpu_rows_size")->bytes == 0 &&
+              term(&e, "cpu_norms_size")->bytes == 0 && term(&e, "cpu_init_size")->bytes == 0,
+          "hamming: K %g rows %llu", count_of(&e, "cpu_K"), (unsigned long long)term(&e, "cpu_rows_size")->bytes);
+
+    /* cagra on the CPU: the initial graph builder's workspace, then optimize */
+    ann_mem_inputs_init(&in, ANN_ALGO_CAGRA);
+    in.rows = 20000;
+    in.dim = 100;
+    in.graph_degree = 32;
+    in.intermediate_graph_degree = 64;
+    in.n_threads = 2;
+    in.build_algo = ANN_MEM_BUILD_NN_DESCENT;
+    estimate(&in, &e);
+    ann_mem_inputs nd;
+    ann_mem_estimate ne;
+    ann_mem_inputs_init(&nd, ANN_ALGO_NN_DESCENT);
+    nd.rows = 20000;
+    nd.dim = 100;
+    nd.graph_degree = 64;
+    nd.intermediate_graph_degree = 64;
+    nd.return_distances = false;
+    nd.n_threads = 2;
+    estimate(&nd, &ne);
+    CHECK(term(&e, "cpu_initial_graph_size")->bytes == term(&ne, "cpu_workspace_size")->bytes,
+          "cagra nn_descent builder = nn_descent at G = I without distances");
+    CHECK(term(&e, "cpu_knn_size")->bytes == 20000ULL * 64 * 4, "cagra cpu_knn_size");
+    CHECK(term(&e, "cpu_optimize_size")->bytes == 20000ULL * 32 * 4 + 20000ULL * (8 * 32 + 24), "cagra optimize");
+    CHECK(term(&e, "cpu_index_size")->bytes == 20000ULL * (32 * 4 + 400 + 4 + 200) + (2ULL << 20),
+          "cagra cpu_index_size");
+    CHECK(strcmp(e.host.peak_name, "cpu_build_peak") == 0 &&
+              e.host.peak == 20000ULL * 400 + 20000ULL * 256 + term(&ne, "cpu_workspace_size")->bytes,
+          "cagra CPU host peak %s", e.host.peak_name);
+    CHECK(fabs(e.headroom - 0.30) < 1e-12, "cagra nn_descent headroom");
+    in.build_algo = ANN_MEM_BUILD_IVF_PQ;
+    estimate(&in, &e);
+    ann_mem_inputs_init(&nd, ANN_ALGO_IVF_PQ);
+    nd.rows = 20000;
+    nd.dim = 100;
+    nd.graph_degree = 64;
+    nd.return_distances = false;
+    nd.n_threads = 2;
+    estimate(&nd, &ne);
+    CHECK(term(&e, "cpu_initial_graph_size")->bytes == ne.host.peak - term(&ne, "input_size")->bytes,
+          "cagra ivf_pq builder = ivf_pq at G = I, refine 2, without distances");
+    CHECK(strcmp(e.host.peak_name, "cpu_build_peak") == 0 && fabs(e.headroom - 0.20) < 1e-12,
+          "cagra ivf_pq on the CPU: %s, H %g", e.host.peak_name, e.headroom);
+    in.device = true;
+    estimate(&in, &e);
+    CHECK(strcmp(e.host.peak_name, "host_build_peak") == 0 && fabs(e.headroom - 0.20) < 1e-12,
+          "cagra ivf_pq on CUDA: %s, H %g", e.host.peak_name, e.headroom);
+}
+
 static void test_parse(void)
 {
     ann_algo a;
@@ -551,7 +824,9 @@ static void test_parse(void)
     CHECK(ann_mem_model_parse("nn-descent", &a) == ANN_OK && a == ANN_ALGO_NN_DESCENT, "nn-descent");
     CHECK(ann_mem_model_parse("ace", &a) == ANN_OK && a == ANN_ALGO_HNSW, "ace");
     CHECK(ann_mem_model_parse("IVF_FLAT", &a) == ANN_OK && a == ANN_ALGO_IVF_FLAT, "ivf_flat");
-    CHECK(ann_mem_model_parse("ivf_pq", &a) == ANN_ERR_INVALID_ARG, "ivf_pq has no model");
+    CHECK(ann_mem_model_parse("ivf-pq", &a) == ANN_OK && a == ANN_ALGO_IVF_PQ && !strcmp(ann_mem_model_name(a), "ivf_pq"),
+          "ivf_pq");
+    CHECK(ann_mem_model_parse("ivf_sq", &a) == ANN_ERR_INVALID_ARG, "ivf_sq has no model");
     ann_mem_builder b;
     CHECK(ann_mem_builder_parse("iterative_cagra_search", &b) == ANN_OK && b == ANN_MEM_BUILD_ITERATIVE, "iterative");
     CHECK(ann_mem_builder_parse("nn-descent", &b) == ANN_OK && b == ANN_MEM_BUILD_NN_DESCENT, "nn-descent builder");
@@ -559,9 +834,10 @@ static void test_parse(void)
     CHECK(strcmp(ann_mem_space_name(ANN_MEM_DEVICE), "device") == 0, "space name");
 
     /* Every model stays within ANN_MEM_MAX_TERMS with every option on. */
-    ann_algo models[] = {ANN_ALGO_CAGRA, ANN_ALGO_NN_DESCENT, ANN_ALGO_BRUTE_FORCE, ANN_ALGO_IVF_FLAT, ANN_ALGO_HNSW};
+    ann_algo models[] = {ANN_ALGO_CAGRA, ANN_ALGO_NN_DESCENT, ANN_ALGO_BRUTE_FORCE, ANN_ALGO_IVF_FLAT, ANN_ALGO_HNSW,
+                         ANN_ALGO_IVF_PQ};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
-        for (int phase = 0; phase < 2; phase++) {
+        for (int phase = 0; phase < 4; phase++) { /* 2, 3: builds on the CPU */
             ann_mem_inputs in;
             ann_mem_estimate e;
             ann_mem_inputs_init(&in, models[i]);
@@ -570,8 +846,9 @@ static void test_parse(void)
             in.dtype = ANN_DTYPE_U8;
             in.n_lists = 400;
             in.compress = true;
-            in.device = true;
-            in.phase = (ann_mem_phase)phase;
+            in.device = phase < 2;
+            in.phase = (ann_mem_phase)(phase % 2);
+            in.build_algo = phase == 3 ? ANN_MEM_BUILD_NN_DESCENT : ANN_MEM_BUILD_IVF_PQ;
             if (ann_mem_estimate_compute(&in, &e) != ANN_OK)
                 continue;
             CHECK(e.n_terms < ANN_MEM_MAX_TERMS && e.n_counts < ANN_MEM_MAX_COUNTS, "%s: %zu terms",
@@ -648,6 +925,8 @@ int main(void)
     test_capacity();
     test_ace();
     test_check();
+    test_ivf_pq_terms();
+    test_cpu_terms();
     test_parse();
     test_own_sizes();
     printf("test_memory: %d checks, %d failed\n", checks, failures);

@@ -55,8 +55,9 @@ extern "C" {
  * AUTO (notes 6.1, "from what fits in memory"): brute_force when
  * rows^2 x dim <= ANN_CAGRA_AUTO_BF_WORK; else nn_descent when the host
  * peak of the memory model of a CAGRA build with builder nn_descent
- * (ann/memory.h: input + rows x (13 x intermediate_graph_degree + 912)
- * bytes, headroom 0.30) fits ann_exec.max_host_memory (the dataset
+ * (ann/memory.h: input + annkit's CPU NN-Descent terms, cpu_build_peak,
+ * or with ann_exec.device CUDA the reference's rows x (13 x
+ * intermediate_graph_degree + 912) bytes; headroom 0.30) fits ann_exec.max_host_memory (the dataset
  * counted), or, when that is 0, the host memory available now
  * (ann_mem_host_available(); the dataset, already read, not counted again;
  * unknown memory counts as fitting); else ivf_pq.  Device memory is not

@@ -24,6 +24,17 @@
  *  - ace (hnsw)  seeds/hnsw-ace.md, AceParams.npartitions: the partition
  *                size rule 2 x (N / npartitions) x D x sizeof(T), times an
  *                imbalance of up to 3.
+ *  - ivf_pq      annkit's own IVF-PQ kNN-graph build (anngraph --algo
+ *                ivf_pq; lib/src/ivf_pq_cpu.c): the index arrays, the
+ *                training, codebook, encoding and search phases (which do
+ *                not coexist: max()), the output graph.  Its parameters are
+ *                resolved by ann_ivf_pq_graph_params_resolve().
+ *
+ * CPU builds: nn_descent and cagra (builders nn_descent and ivf_pq) also
+ * have annkit's CPU terms (lib/src/nnd_cpu.c, lib/src/ivf_pq_cpu.c,
+ * lib/src/cagra_build.c, all prefixed cpu_), and their selected host peak
+ * is "cpu_build_peak" unless the build runs on CUDA (the field device, or
+ * the dataset in device memory), where the docs' host terms apply.
  *
  * Symbols are the docs' own: N rows, D dimension, B bytes per value, G
  * graph degree, I intermediate degree, C IVF-PQ lists, R train-set ratio
@@ -81,7 +92,7 @@ typedef enum ann_mem_builder {
  * are ignored by it.
  */
 typedef struct ann_mem_inputs {
-    ann_algo algo;          /**< model: CAGRA, NN_DESCENT, BRUTE_FORCE, IVF_FLAT, HNSW (= ace) */
+    ann_algo algo;          /**< model: CAGRA, NN_DESCENT, BRUTE_FORCE, IVF_FLAT, HNSW (= ace), IVF_PQ */
     ann_mem_phase phase;    /**< build (default) or search */
     int64_t rows;           /**< N (>= 1) */
     int64_t dim;            /**< D (>= 1) */
@@ -94,13 +105,16 @@ typedef struct ann_mem_inputs {
     bool input_on_device;   /**< the dataset is in device memory when the build starts
                                  (cagra's dataset_size*, nn_descent's N x D x B_in term);
                                  default false */
-    bool device;            /**< brute_force: also model the CUDA backend's device copies */
+    bool device;            /**< the build or search runs on CUDA: brute_force adds its device
+                                 copies; nn_descent and cagra select the docs' (cuVS) host peak
+                                 instead of annkit's CPU one (also selected by input_on_device) */
     int32_t n_threads;      /**< annkit's per-thread scratch; 0 = the OpenMP default */
     /* CAGRA, NN-Descent, ACE */
     int64_t graph_degree;              /**< G, default 64 */
     int64_t intermediate_graph_degree; /**< I, default 128 */
     ann_mem_builder build_algo;        /**< CAGRA initial graph, default ivf_pq */
-    int64_t n_lists;                   /**< C (CAGRA IVF-PQ) and ivf_flat n_lists, default 1024 */
+    int64_t n_lists;                   /**< C (CAGRA IVF-PQ) and ivf_flat n_lists, default 1024;
+                                            ivf_pq: default 0 = auto (rows / 2000) */
     double train_set_ratio;            /**< R of CAGRA's IVF-PQ, default 10 (N / R training rows) */
     int64_t batch;                     /**< Q, default 1024 */
     int64_t k;                         /**< K, default 10 */
@@ -111,14 +125,21 @@ typedef struct ann_mem_inputs {
     bool return_distances;             /**< R = 1 when true (default true) */
     int32_t dist_comp_bytes;           /**< B_comp: 2 (fp16), 4 (fp32), 0 = auto (default):
                                             4 for l1 or f32 data with D <= 16, else 2 */
-    /* ivf_flat */
-    double kmeans_trainset_fraction;   /**< default 0.5 */
+    /* ivf_flat, ivf_pq */
+    double kmeans_trainset_fraction;   /**< default 0.5; ivf_pq: default 0 = auto */
     int64_t max_train_points_per_cluster; /**< default 256; 0 = no cap */
     bool compress;                     /**< brute_force, ivf_flat: saved with zstd (--compress) */
     /* ACE */
     int64_t npartitions;               /**< 0 (default) = the smallest count that fits
                                             (ann_mem_ace_partitions()); 2 when no budget is known */
     double imbalance;                  /**< largest / average partition, default 3 */
+    /* ivf_pq (graph_degree, return_distances, n_lists, kmeans_trainset_fraction above) */
+    int32_t pq_dim;                    /**< PQ subspaces, default 0 = auto */
+    int32_t pq_bits;                   /**< bits per code, 4..8, default 0 = auto */
+    int32_t n_probes;                  /**< default 0 = auto (reported; no memory of its own) */
+    double refine_ratio;               /**< candidates / graph_degree, default 2 */
+    bool force_random_rotation;        /**< default false */
+    int32_t max_train_points_per_pq_code; /**< codebook training rows per code, default 256 */
 } ann_mem_inputs;
 
 /** Defaults of every field for model @p algo (rows and dim are 0: set them). */
@@ -152,14 +173,16 @@ typedef struct ann_mem_side {
     double b_fixed;       /**< B_fixed */
 } ann_mem_side;
 
-#define ANN_MEM_MAX_TERMS 48
+#define ANN_MEM_MAX_TERMS 64
 #define ANN_MEM_MAX_COUNTS 16
 
 /** Every term of a model at one N, and the selected peaks. */
 typedef struct ann_mem_estimate {
     ann_mem_inputs in;        /**< the inputs with defaults resolved (B, npartitions ...) */
-    double headroom;          /**< the model's default H (0.20 IVF-PQ; 0.30 NN-Descent,
-                                   iterative and ACE; 0.10 annkit's own CPU indexes) */
+    double headroom;          /**< the model's default H (0.20 cagra's IVF-PQ build on CUDA and
+                                   cagra searches; 0.30 NN-Descent, iterative and ACE; 0.10
+                                   annkit's own CPU layouts: brute_force, ivf_flat, ivf_pq and
+                                   cagra's IVF-PQ build on the CPU) */
     size_t n_terms;
     ann_mem_term terms[ANN_MEM_MAX_TERMS];
     size_t n_counts;
@@ -172,8 +195,10 @@ typedef struct ann_mem_estimate {
  * term carries its formula and its source (doc and section, or annkit source
  * file); man/annmem.1 lists them all.
  * Errors: ANN_ERR_INVALID_ARG (rows or dim < 1, a degree, ratio, batch, k,
- * bytes per value or imbalance out of range), ANN_ERR_UNSUPPORTED (a model
- * or phase that is not modelled: ivf_flat, nn_descent and ace searches).
+ * bytes per value or imbalance out of range; ivf_pq: parameters that
+ * ann_ivf_pq_graph_params_resolve() refuses), ANN_ERR_UNSUPPORTED (a model
+ * or phase that is not modelled: ivf_flat, nn_descent, ace and ivf_pq
+ * searches; ivf_pq with metric l1 or hamming).
  */
 ann_status ann_mem_estimate_compute(const ann_mem_inputs *in, ann_mem_estimate *est);
 
@@ -211,8 +236,9 @@ typedef struct ann_mem_capacity {
  * h_measured is computed against the peak at observed_rows and, when
  * budget->headroom < 0, used as H (clamped at 0).  N_max is searched up to
  * 2^53 by evaluating the model: from the linear form's answer, then by
- * bisection; for ivf_flat, whose peak can drop as N grows, the points
- * where it drops (up to 10^6 of them) are checked too.  When the model has
+ * bisection; for ivf_flat and ivf_pq, whose peaks can drop as N grows
+ * (fewer k-means training rows where the sampling ratio steps up), the
+ * points where they drop (up to 10^6 of them) are checked too.  When the model has
  * no peak in @p space, out->known is false and n_max is -1.
  * Errors: those of ann_mem_estimate_compute(), ANN_ERR_NOMEM.
  */
@@ -265,13 +291,18 @@ ann_status ann_mem_check(const ann_mem_inputs *in, uint64_t max_host_bytes, uint
  * ann_cagra_params of ann/cagra.h (metric, the degrees clamped as the
  * build clamps them, and the builder: nn_descent and brute_force are
  * modelled as nn_descent, iterative as iterative, ivf_pq and auto as
- * ivf_pq, the smallest, which auto falls back to); for HNSW
+ * ivf_pq, the smallest, which auto falls back to),
+ * ann_ivf_pq_graph_params of ann/ivf_pq.h (every field that changes
+ * memory: metric, n_lists, pq_dim, pq_bits, kmeans_trainset_fraction,
+ * force_random_rotation, max_train_points_per_pq_code, n_probes,
+ * graph_degree, refine_ratio, return_distances); for HNSW
  * @p build_params must be NULL (use ann_mem_check() with filled inputs).  @p rows, @p dim: the dataset's N and D;
  * @p dtype: its element type as the build sees it.  The dataset counts in
  * host memory (the tools read it there); @p on_device: the build runs on
  * CUDA and the dataset is also in device memory.
- * Note: NN_DESCENT is the GPU model of seeds/nn-descent.md; the layout of
- * the CPU NN-Descent (lib/src/nnd_cpu.c) is not modelled.
+ * With @p on_device false, nn_descent and cagra select annkit's CPU host
+ * peak (cpu_build_peak: lib/src/nnd_cpu.c, lib/src/ivf_pq_cpu.c); with
+ * it true, the docs' (cuVS) host terms.
  * Errors: ANN_ERR_NOMEM (does not fit, see ann_mem_check()),
  * ANN_ERR_INVALID_ARG (non-NULL params of a model whose struct is unknown
  * here, bad sizes), ANN_ERR_UNSUPPORTED (no model for @p algo).
@@ -280,7 +311,7 @@ ann_status ann_mem_check_build(ann_algo algo, const void *build_params, int64_t 
                                uint64_t max_host_bytes, uint64_t max_device_bytes, bool on_device,
                                ann_mem_estimate *est);
 
-/** Parse a model name: cagra, nn_descent, brute_force, ivf_flat, ace, hnsw ('-' may replace '_'). */
+/** Parse a model name: cagra, nn_descent, brute_force, ivf_flat, ace, hnsw, ivf_pq ('-' may replace '_'). */
 ann_status ann_mem_model_parse(const char *name, ann_algo *out);
 /** The model's name as annmem prints it ("ace" for HNSW). */
 const char *ann_mem_model_name(ann_algo algo);

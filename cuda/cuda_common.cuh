@@ -316,5 +316,7 @@ ann_status cu_nn_descent(const ann_nn_descent_params *p, const ann_matrix *data,
                          uint32_t *ids, float *dist);
 ann_status cu_cagra_search(const ann_cagra_view *ix, const ann_cagra_search_params *p, const ann_matrix *q,
                            int64_t k, int n_threads, int64_t *ids, float *dist);
+ann_status cu_ivf_pq_search(const ann_ivf_pq_view *ix, const ann_matrix *q, int32_t n_probes, int64_t n_cand,
+                            int n_threads, int64_t *ids, float *scores);
 
 #endif

@@ -74,6 +74,8 @@ bool cu_supports(ann_op op, ann_dtype dtype, ann_metric metric)
         return cu_dtype_ok(dtype) && (cu_metric_ok(metric) || metric == ANN_METRIC_L1);
     case ANN_OP_CAGRA_SEARCH: /* cagra_cuda.cu: the CPU's metrics but hamming */
         return cu_dtype_ok(dtype) && (cu_metric_ok(metric) || metric == ANN_METRIC_L1);
+    case ANN_OP_IVF_PQ_SEARCH: /* ivf_pq_cuda.cu: the CPU's metrics (L2 family, inner product, cosine) */
+        return cu_dtype_ok(dtype) && cu_metric_ok(metric);
     }
     return false;
 }
@@ -100,6 +102,7 @@ const ann_backend_ops kCudaOps = {
     cu_cache_free,
     cu_nn_descent,
     cu_cagra_search,
+    cu_ivf_pq_search,
 };
 
 } // namespace

@@ -19,6 +19,7 @@
 #include "backend_ops.h"
 #include "cagra_internal.h"
 #include "cpu_ops.h"
+#include "ivf_pq_internal.h"
 #include "nnd_cpu.h"
 
 #ifdef _OPENMP
@@ -46,6 +47,8 @@ static bool cpu_supports(ann_op op, ann_dtype dtype, ann_metric metric)
 {
     if (metric == ANN_METRIC_HAMMING) /* bitwise hamming: u8/i8 graphs and exact search */
         return (op == ANN_OP_NN_DESCENT || op == ANN_OP_BF_SEARCH) && (dtype == ANN_DTYPE_U8 || dtype == ANN_DTYPE_I8);
+    if (op == ANN_OP_IVF_PQ_SEARCH) /* the metrics of ivf_pq_cpu.c */
+        return metric != ANN_METRIC_L1;
     return true;
 }
 
@@ -73,6 +76,7 @@ static const ann_backend_ops cpu_table = {
     .cache_free = NULL,
     .nn_descent = cpu_nn_descent,
     .cagra_search = ann_cpu_cagra_search,
+    .ivf_pq_search = ann_ivf_pq_cpu_candidates,
 };
 
 const ann_backend_ops *ann_cpu_ops(void)
@@ -204,7 +208,8 @@ ann_status ann_backend_select(ann_exec *ex, ann_op op, ann_dtype dtype, ann_metr
         return st;
     if (got == ANN_DEVICE_CUDA && cuda_table->supports(op, dtype, metric) &&
         (op != ANN_OP_NN_DESCENT || cuda_table->nn_descent) &&
-        (op != ANN_OP_CAGRA_SEARCH || cuda_table->cagra_search)) {
+        (op != ANN_OP_CAGRA_SEARCH || cuda_table->cagra_search) &&
+        (op != ANN_OP_IVF_PQ_SEARCH || cuda_table->ivf_pq_search)) {
         *ops = cuda_table;
         ex->used = ANN_DEVICE_CUDA;
         return ANN_OK;

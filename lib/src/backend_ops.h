@@ -28,7 +28,7 @@
 extern "C" {
 #endif
 
-#define ANN_BACKEND_ABI 3  /* 2: cagra_search slot; 3: ivf_flat_view filter */
+#define ANN_BACKEND_ABI 4  /* 2: cagra_search slot; 3: ivf_flat_view filter; 4: ivf_pq_search slot */
 
 /** Operations a backend may support. */
 typedef enum ann_op {
@@ -38,6 +38,7 @@ typedef enum ann_op {
     ANN_OP_KMEANS_PREDICT = 3,
     ANN_OP_NN_DESCENT = 4,
     ANN_OP_CAGRA_SEARCH = 5,
+    ANN_OP_IVF_PQ_SEARCH = 6,
 } ann_op;
 
 /** What the host gives a plugin. */
@@ -187,6 +188,46 @@ static inline uint64_t ann_cagra_xorshift64(uint64_t u)
     return u * 0x2545F4914F6CDD1DULL;
 }
 
+/**
+ * An IVF-PQ index as backends see it (notes/algorithms.md 4): exactly the
+ * arrays of ann_ivf_pq_cpu_index (lib/src/ivf_pq_internal.h, whose top
+ * comment has the code layout), read-only.  metric: the index metric
+ * (sqeuclidean, euclidean, inner_product, cosine); coarse_metric: that of
+ * its k-means.  rows x dim source vectors in n_lists lists; pq_dim
+ * subspaces of pq_len rotated dims (rot_dim = pq_dim x pq_len), codes of
+ * pq_bits bits (book = 2^pq_bits entries), `chunks` 16-byte chunks per
+ * group of 16 rows.
+ *   centers       n_lists x dim f32 (unit length for cosine)
+ *   center_norms  n_lists f32: their squared L2 norms
+ *   centers_rot   n_lists x rot_dim f32: R c
+ *   rotation      rot_dim x dim f32 row-major, or NULL = identity (rot_dim == dim)
+ *   pq_centers    pq_dim x pq_len x book f32: entry c of subspace j,
+ *                 component t at [(j x pq_len + t) x book + c]
+ *   list_offsets  n_lists + 1 int64: packed rows of list l
+ *   group_offsets n_lists + 1 int64: code groups of list l
+ *   list_ids      rows int64: source id of each packed row
+ *   codes         group_offsets[n_lists] x chunks x 16 bytes
+ * A backend may keep device copies in *device_cache (NULL = none kept).
+ */
+typedef struct ann_ivf_pq_view {
+    ann_metric metric;
+    ann_metric coarse_metric;
+    int64_t rows, dim;
+    int32_t n_lists;
+    int32_t pq_dim, pq_bits, pq_len, rot_dim;
+    int32_t book, chunks;
+    const float *centers;
+    const float *center_norms;
+    const float *centers_rot;
+    const float *rotation;
+    const float *pq_centers;
+    const int64_t *list_offsets;
+    const int64_t *group_offsets;
+    const int64_t *list_ids;
+    const uint8_t *codes;
+    void **device_cache;
+} ann_ivf_pq_view;
+
 /** Balanced k-means settings (notes/algorithms.md 0.6). */
 typedef struct ann_kmeans_params {
     ann_metric metric;     /* sqeuclidean/euclidean: L2; inner_product, cosine: centers normalised */
@@ -254,6 +295,22 @@ typedef struct ann_backend_ops {
      */
     ann_status (*cagra_search)(const ann_cagra_view *ix, const ann_cagra_search_params *p, const ann_matrix *q,
                                int64_t k, int n_threads, int64_t *ids, float *dist);
+
+    /**
+     * IVF-PQ candidate search (notes/algorithms.md 4.2-4.3; semantics:
+     * search_block() and select_probes() in lib/src/ivf_pq_cpu.c): n
+     * queries q (n x dim f32 on the host, any row stride; already unit
+     * length for cosine) against ix, n_probes lists each (clamped to
+     * n_lists; more, in coarse order, while the probed lists hold fewer
+     * than n_cand rows).  Writes n x n_cand source ids (int64, -1 for
+     * empty slots) and their PQ scores ("smaller is better": squared L2
+     * distance in the rotated space for the L2 family and cosine, -dot
+     * for inner_product; +inf for empty slots), best first, ties by id.
+     * Errors: ANN_ERR_INVALID_ARG (dimension, n_cand < 1), ANN_ERR_NOMEM,
+     * ANN_ERR_CUDA.  NULL in a table = not supported (ABI >= 4).
+     */
+    ann_status (*ivf_pq_search)(const ann_ivf_pq_view *ix, const ann_matrix *q, int32_t n_probes, int64_t n_cand,
+                                int n_threads, int64_t *ids, float *scores);
 } ann_backend_ops;
 
 /** The CPU table (always present). */

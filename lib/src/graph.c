@@ -285,11 +285,7 @@ ann_status ann_graph_build(ann_algo algo, const void *params, const ann_matrix *
         if (data->rows > (int64_t)UINT32_MAX)
             return ann_set_error(ANN_ERR_INVALID_ARG, "ivf_pq: %lld rows exceed the 2^32 - 1 ids of a graph",
                                  (long long)data->rows);
-        /* CPU only in this version: --device cuda is an error, never a silent fallback. */
-        if (ex->device == ANN_DEVICE_CUDA)
-            return ann_set_error(ANN_ERR_BACKEND_UNAVAILABLE,
-                                 "--device cuda: ivf_pq graphs have no CUDA implementation in this version");
-        ex->used = ANN_DEVICE_CPU;
+        /* the backend of the candidate search is chosen (ex->used set) by ann_ivf_pq_cpu_knn_graph */
     }
     ann_graph *g;
     if ((st = graph_alloc(data->rows, degree, with_dist, &g)) != ANN_OK)

@@ -31,7 +31,11 @@
  *        heap with the (score, id) tie-break.
  * Graph  every row is a query (in list order, so that consecutive queries
  *        read the same lists); its candidates are re-ranked with exact
- *        distances (ann_exact_dist, double), the row itself dropped.
+ *        distances (ann_exact_dist, double), the row itself dropped.  The
+ *        candidate search runs on the backend ann_backend_select picks for
+ *        ANN_OP_IVF_PQ_SEARCH: here (search_block), or through the CUDA
+ *        plugin's twin (cuda/ivf_pq_cuda.cu) on batches of rows, whose
+ *        candidates are then refined here.
  *
  * Cosine differs from the reference on purpose: cuVS scores cosine like
  * inner product, -q.(c + r) on unit vectors (notes 4.3); here the rows
@@ -1248,47 +1252,170 @@ ann_status ann_ivf_pq_cpu_search(const ann_ivf_pq_cpu_index *ix, const ann_ivf_p
     return ANN_OK;
 }
 
+void ann_ivf_pq_cpu_view(const ann_ivf_pq_cpu_index *ix, void **device_cache, ann_ivf_pq_view *out)
+{
+    memset(out, 0, sizeof *out);
+    out->metric = ix->metric;
+    out->coarse_metric = ix->coarse_metric;
+    out->rows = ix->rows;
+    out->dim = ix->dim;
+    out->n_lists = ix->n_lists;
+    out->pq_dim = ix->pq_dim;
+    out->pq_bits = ix->pq_bits;
+    out->pq_len = ix->pq_len;
+    out->rot_dim = ix->rot_dim;
+    out->book = ix->book;
+    out->chunks = ix->chunks;
+    out->centers = ix->centers;
+    out->center_norms = ix->center_norms;
+    out->centers_rot = ix->centers_rot;
+    out->rotation = ix->rotation;
+    out->pq_centers = ix->pq_centers;
+    out->list_offsets = ix->list_offsets;
+    out->group_offsets = ix->group_offsets;
+    out->list_ids = ix->list_ids;
+    out->codes = ix->codes;
+    out->device_cache = device_cache;
+}
+
+/* An index over the arrays of view @p v (not copied; the search only reads them). */
+static void index_of_view(const ann_ivf_pq_view *v, ann_ivf_pq_cpu_index *ix)
+{
+    memset(ix, 0, sizeof *ix);
+    ix->metric = v->metric;
+    ix->coarse_metric = v->coarse_metric;
+    ix->rows = v->rows;
+    ix->dim = v->dim;
+    ix->n_lists = v->n_lists;
+    ix->pq_dim = v->pq_dim;
+    ix->pq_bits = v->pq_bits;
+    ix->pq_len = v->pq_len;
+    ix->rot_dim = v->rot_dim;
+    ix->book = v->book;
+    ix->chunks = v->chunks;
+    ix->centers = (float *)v->centers;
+    ix->center_norms = (float *)v->center_norms;
+    ix->centers_rot = (float *)v->centers_rot;
+    ix->rotation = (float *)v->rotation;
+    ix->pq_centers = (float *)v->pq_centers;
+    ix->list_offsets = (int64_t *)v->list_offsets;
+    ix->group_offsets = (int64_t *)v->group_offsets;
+    ix->list_ids = (int64_t *)v->list_ids;
+    ix->codes = (uint8_t *)v->codes;
+}
+
+ann_status ann_ivf_pq_cpu_candidates(const ann_ivf_pq_view *v, const ann_matrix *q, int32_t n_probes, int64_t n_cand,
+                                     int n_threads, int64_t *ids, float *scores)
+{
+    if (q->cols != v->dim || q->dtype != ANN_DTYPE_F32)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "ivf_pq: queries of %s x %lld for an index of dimension %lld (f32)",
+                             ann_dtype_name(q->dtype), (long long)q->cols, (long long)v->dim);
+    if (n_cand < 1 || n_probes < 1)
+        return ann_set_error(ANN_ERR_INVALID_ARG, "ivf_pq: n_cand = %lld, n_probes = %d", (long long)n_cand,
+                             (int)n_probes);
+    ann_ivf_pq_cpu_index ix;
+    index_of_view(v, &ix);
+    const int nt = ann_threads(n_threads);
+    const int32_t np = n_probes < ix.n_lists ? n_probes : ix.n_lists;
+    const int64_t d = ix.dim, nq = q->rows;
+    const ann_ivf_pq_scan_fn scan = pick_scan(ix.pq_bits);
+    int failed = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        scratch s;
+        memset(&s, 0, sizeof s);
+        float *qf = malloc((size_t)QUERY_BLOCK * d * sizeof(float));
+        int32_t cnt[QUERY_BLOCK];
+        bool ok = qf && scratch_alloc(&ix, n_cand, &s);
+        if (!ok)
+            failed = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < nq; b += QUERY_BLOCK) {
+            if (!ok)
+                continue;
+            const int64_t m = nq - b < QUERY_BLOCK ? nq - b : QUERY_BLOCK;
+            for (int64_t i = 0; i < m; i++)
+                load_row(q, b + i, false, qf + i * d);
+            search_block(&ix, scan, qf, m, np, n_cand, &s, scores + b * n_cand, ids + b * n_cand, cnt);
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = cnt[i]; j < n_cand; j++) {
+                    ids[(b + i) * n_cand + j] = -1;
+                    scores[(b + i) * n_cand + j] = INFINITY;
+                }
+        }
+        free(qf);
+        scratch_free(&s);
+    }
+    if (failed)
+        return ann_set_error(ANN_ERR_NOMEM, "ivf_pq: out of memory for search buffers");
+    return ANN_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* The kNN graph                                                       */
 /* ------------------------------------------------------------------ */
 
-ann_status ann_ivf_pq_cpu_knn_graph(const ann_ivf_pq_graph_params *p_in, const ann_matrix *data, ann_exec *ex,
-                                    uint32_t *out_ids, float *out_dist)
+/*
+ * Row @p self of the graph from its @p cnt candidates cid (source ids):
+ * exact distances of its original values @p q (dim floats) to each
+ * (ann_exact_dist, double), sorted by (distance, id), the row itself
+ * dropped, the first deg written to out_ids / out_dist (row self).  cv:
+ * cnt entries of scratch, xf: dim floats.  Returns 1 when the row was
+ * among its candidates, else 0.
+ */
+static int64_t refine_row(const ann_matrix *data, ann_metric metric, int64_t self, const float *q, const int64_t *cid,
+                          int32_t cnt, int64_t deg, ann_ranked *cv, float *xf, uint32_t *out_ids, float *out_dist)
 {
-    ann_exec dflt;
-    if (!ex) {
-        ann_exec_init(&dflt);
-        ex = &dflt;
+    const int64_t d = data->cols, n = data->rows;
+    int64_t found = 0;
+    for (int32_t j = 0; j < cnt; j++) {
+        const int64_t id = cid[j];
+        const void *x = (const char *)data->data + id * data->stride;
+        if (data->dtype != ANN_DTYPE_F32) {
+            ann_row_to_f32(x, data->dtype, d, xf);
+            x = xf;
+        }
+        double v = ann_exact_dist(metric, q, x, ANN_DTYPE_F32, d);
+        cv[j].key = metric == ANN_METRIC_INNER_PRODUCT ? -v : v;
+        cv[j].id = id;
+        found += id == self;
     }
-    ann_ivf_pq_graph_params p;
-    ann_status st = ann_ivf_pq_graph_params_resolve(p_in, data->rows, data->cols, &p);
-    if (st != ANN_OK)
-        return st;
-    const int64_t n = data->rows, d = data->cols, deg = p.graph_degree;
-    const ann_metric metric = p.index.metric;
-    int64_t n_cand = (int64_t)ceil((double)deg * p.refine_ratio);
-    if (n_cand < deg + 1)
-        n_cand = deg + 1;
-    if (n_cand > n)
-        n_cand = n;
+    qsort(cv, (size_t)cnt, sizeof(ann_ranked), ann_ranked_cmp);
+    uint32_t *orow = out_ids + self * deg;
+    float *drow = out_dist ? out_dist + self * deg : NULL;
+    int64_t c = 0;
+    for (int32_t j = 0; j < cnt && c < deg; j++) {
+        if (cv[j].id == self)
+            continue;
+        orow[c] = (uint32_t)cv[j].id;
+        if (drow)
+            drow[c] = (float)(metric == ANN_METRIC_INNER_PRODUCT ? -cv[j].key : cv[j].key);
+        c++;
+    }
+    for (; c < deg; c++) { /* not reached: there are always deg + 1 candidates */
+        orow[c] = (uint32_t)((self + 1 + c) % n);
+        if (drow)
+            drow[c] = ann_metric_worst(metric);
+    }
+    return found;
+}
+
+/*
+ * The candidate search and refine of the graph on the CPU: every thread
+ * searches blocks of QUERY_BLOCK rows (in packed order) and refines them.
+ * Returns the status; *self_found gets the rows found among their own
+ * candidates.
+ */
+static ann_status graph_search_cpu(const ann_ivf_pq_cpu_index *ix, const ann_ivf_pq_graph_params *p,
+                                   const ann_matrix *data, ann_exec *ex, int64_t n_cand, uint32_t *out_ids,
+                                   float *out_dist, int64_t *self_found)
+{
+    const int64_t n = data->rows, d = data->cols, deg = p->graph_degree;
+    const ann_metric metric = p->index.metric;
     const int nt = ann_threads(ex->n_threads);
-
-    const double t0 = now_s();
-    ann_ivf_pq_cpu_index *ix = NULL;
-    if ((st = ann_ivf_pq_cpu_build(&p.index, data, ex, &ix)) != ANN_OK)
-        return st;
-    const double t1 = now_s();
-    log_at(ex, 1,
-           "ivf_pq: %lld x %lld, n_lists %d, pq_dim %d x %d (rot_dim %d, %s rotation), pq_bits %d, "
-           "k-means %d iterations on %.3g %% of the rows, n_probes %d, %lld candidates per row; trained and "
-           "encoded in %.3f s",
-           (long long)n, (long long)d, (int)ix->n_lists, (int)ix->pq_dim, (int)ix->pq_len, (int)ix->rot_dim,
-           ix->rotation ? "random" : "no", (int)ix->pq_bits, (int)p.index.kmeans_n_iters,
-           100.0 * p.index.kmeans_trainset_fraction, (int)p.search.n_probes, (long long)n_cand, t1 - t0);
-
     const ann_ivf_pq_scan_fn scan = pick_scan(ix->pq_bits);
     const bool norm = metric == ANN_METRIC_COSINE;
-    int64_t self_found = 0;
+    ann_status st = ANN_OK;
     /* Queries in packed (list) order: consecutive queries probe the same lists. */
     for (int64_t b0 = 0; b0 < n && st == ANN_OK; b0 += BATCH_ROWS) {
         const int64_t b1 = n - b0 < BATCH_ROWS ? n : b0 + BATCH_ROWS;
@@ -1320,40 +1447,10 @@ ann_status ann_ivf_pq_cpu_knn_graph(const ann_ivf_pq_graph_params *p_in, const a
                         normalise(qn + i * d, d);
                     }
                 }
-                search_block(ix, scan, norm ? qn : qo, m, p.search.n_probes, n_cand, &s, ck, ci, cnt);
-                for (int64_t i = 0; i < m; i++) {
-                    const int64_t self = ix->list_ids[e0 + i];
-                    const float *q = qo + i * d;
-                    for (int32_t j = 0; j < cnt[i]; j++) {
-                        const int64_t id = ci[i * n_cand + j];
-                        const void *x = (const char *)data->data + id * data->stride;
-                        if (data->dtype != ANN_DTYPE_F32) {
-                            ann_row_to_f32(x, data->dtype, d, xf);
-                            x = xf;
-                        }
-                        double v = ann_exact_dist(metric, q, x, ANN_DTYPE_F32, d);
-                        cv[j].key = metric == ANN_METRIC_INNER_PRODUCT ? -v : v;
-                        cv[j].id = id;
-                        found += id == self;
-                    }
-                    qsort(cv, (size_t)cnt[i], sizeof(ann_ranked), ann_ranked_cmp);
-                    uint32_t *orow = out_ids + self * deg;
-                    float *drow = out_dist ? out_dist + self * deg : NULL;
-                    int64_t c = 0;
-                    for (int32_t j = 0; j < cnt[i] && c < deg; j++) {
-                        if (cv[j].id == self)
-                            continue;
-                        orow[c] = (uint32_t)cv[j].id;
-                        if (drow)
-                            drow[c] = (float)(metric == ANN_METRIC_INNER_PRODUCT ? -cv[j].key : cv[j].key);
-                        c++;
-                    }
-                    for (; c < deg; c++) { /* not reached: there are always deg + 1 candidates */
-                        orow[c] = (uint32_t)((self + 1 + c) % n);
-                        if (drow)
-                            drow[c] = ann_metric_worst(metric);
-                    }
-                }
+                search_block(ix, scan, norm ? qn : qo, m, p->search.n_probes, n_cand, &s, ck, ci, cnt);
+                for (int64_t i = 0; i < m; i++)
+                    found += refine_row(data, metric, ix->list_ids[e0 + i], qo + i * d, ci + i * n_cand, cnt[i],
+                                        deg, cv, xf, out_ids, out_dist);
             }
             free(qo);
             free(qn);
@@ -1363,7 +1460,7 @@ ann_status ann_ivf_pq_cpu_knn_graph(const ann_ivf_pq_graph_params *p_in, const a
             free(cv);
             scratch_free(&s);
         }
-        self_found += found;
+        *self_found += found;
         if (failed)
             st = ann_set_error(ANN_ERR_NOMEM, "ivf_pq: out of memory for search buffers");
         else if (ann_interrupted(ex))
@@ -1371,10 +1468,140 @@ ann_status ann_ivf_pq_cpu_knn_graph(const ann_ivf_pq_graph_params *p_in, const a
         else if (ex->progress)
             ex->progress(ex->progress_user, "ivf_pq", b1, n);
     }
+    return st;
+}
+
+/*
+ * The candidate search through a backend's ivf_pq_search op (CUDA), the
+ * refine on the CPU: batches of rows in packed order (up to 16384, fewer
+ * for large n_cand, so that the candidate buffers stay near 48 MiB), each
+ * searched by one call, then refined by nt threads.  The device copy of
+ * the index lives in a cache freed at the end.  Same contract as
+ * graph_search_cpu().
+ */
+static ann_status graph_search_op(const ann_backend_ops *ops, const ann_ivf_pq_cpu_index *ix,
+                                  const ann_ivf_pq_graph_params *p, const ann_matrix *data, ann_exec *ex,
+                                  int64_t n_cand, uint32_t *out_ids, float *out_dist, int64_t *self_found)
+{
+    const int64_t n = data->rows, d = data->cols, deg = p->graph_degree;
+    const ann_metric metric = p->index.metric;
+    const int nt = ann_threads(ex->n_threads);
+    const bool norm = metric == ANN_METRIC_COSINE;
+    int64_t batch = ((int64_t)1 << 22) / n_cand;
+    batch = batch < QUERY_BLOCK ? QUERY_BLOCK : batch > 16384 ? 16384 : batch;
+    if (batch > n)
+        batch = n;
+    void *cache = NULL;
+    ann_ivf_pq_view view;
+    ann_ivf_pq_cpu_view(ix, &cache, &view);
+    ann_status st = ANN_OK;
+    float *qb = malloc((size_t)batch * d * sizeof(float));
+    float *ck = malloc((size_t)batch * n_cand * sizeof(float));
+    int64_t *ci = malloc((size_t)batch * n_cand * sizeof(int64_t));
+    if (!qb || !ck || !ci) {
+        st = ann_set_error(ANN_ERR_NOMEM, "ivf_pq: out of memory for a batch of %lld queries", (long long)batch);
+        goto done;
+    }
+    for (int64_t b0 = 0; b0 < n && st == ANN_OK; b0 += batch) {
+        const int64_t m = n - b0 < batch ? n - b0 : batch;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < m; i++)
+            load_row(data, ix->list_ids[b0 + i], norm, qb + i * d);
+        ann_matrix qm = ann_matrix_view(qb, m, d, ANN_DTYPE_F32);
+        if ((st = ops->ivf_pq_search(&view, &qm, p->search.n_probes, n_cand, ex->n_threads, ci, ck)) != ANN_OK)
+            break;
+        int failed = 0;
+        int64_t found = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : found)
+        {
+            float *qo = malloc((size_t)d * sizeof(float));
+            float *xf = malloc((size_t)d * sizeof(float));
+            ann_ranked *cv = malloc((size_t)n_cand * sizeof(ann_ranked));
+            const bool ok = qo && xf && cv;
+            if (!ok)
+                failed = 1;
+#pragma omp for schedule(dynamic, 64)
+            for (int64_t i = 0; i < m; i++) {
+                if (!ok)
+                    continue;
+                const int64_t self = ix->list_ids[b0 + i];
+                const int64_t *cid = ci + i * n_cand;
+                int32_t cnt = 0;
+                while (cnt < n_cand && cid[cnt] >= 0)
+                    cnt++;
+                load_row(data, self, false, qo);
+                found += refine_row(data, metric, self, qo, cid, cnt, deg, cv, xf, out_ids, out_dist);
+            }
+            free(qo);
+            free(xf);
+            free(cv);
+        }
+        *self_found += found;
+        if (failed)
+            st = ann_set_error(ANN_ERR_NOMEM, "ivf_pq: out of memory for refine buffers");
+        else if (ann_interrupted(ex))
+            st = ann_set_error(ANN_ERR_INTERRUPTED, "interrupted");
+        else if (ex->progress)
+            ex->progress(ex->progress_user, "ivf_pq", b0 + m, n);
+    }
+done:
+    if (cache && ops->cache_free)
+        ops->cache_free(cache);
+    free(qb);
+    free(ck);
+    free(ci);
+    return st;
+}
+
+ann_status ann_ivf_pq_cpu_knn_graph(const ann_ivf_pq_graph_params *p_in, const ann_matrix *data, ann_exec *ex,
+                                    uint32_t *out_ids, float *out_dist)
+{
+    ann_exec dflt;
+    if (!ex) {
+        ann_exec_init(&dflt);
+        ex = &dflt;
+    }
+    ann_ivf_pq_graph_params p;
+    ann_status st = ann_ivf_pq_graph_params_resolve(p_in, data->rows, data->cols, &p);
+    if (st != ANN_OK)
+        return st;
+    const int64_t n = data->rows, d = data->cols;
+    const ann_metric metric = p.index.metric;
+    int64_t n_cand = (int64_t)ceil((double)p.graph_degree * p.refine_ratio);
+    if (n_cand < p.graph_degree + 1)
+        n_cand = p.graph_degree + 1;
+    if (n_cand > n)
+        n_cand = n;
+    /* the backend of the candidate search, chosen before the build: --device cuda that cannot run fails now */
+    const ann_backend_ops *ops = NULL;
+    if ((st = ann_backend_select(ex, ANN_OP_IVF_PQ_SEARCH, data->dtype, metric, &ops)) != ANN_OK)
+        return st;
+    const bool on_cpu = ops == ann_cpu_ops();
+
+    const double t0 = now_s();
+    ann_ivf_pq_cpu_index *ix = NULL;
+    if ((st = ann_ivf_pq_cpu_build(&p.index, data, ex, &ix)) != ANN_OK)
+        return st;
+    const double t1 = now_s();
+    log_at(ex, 1,
+           "ivf_pq: %lld x %lld, n_lists %d, pq_dim %d x %d (rot_dim %d, %s rotation), pq_bits %d, "
+           "k-means %d iterations on %.3g %% of the rows, n_probes %d, %lld candidates per row; trained and "
+           "encoded in %.3f s",
+           (long long)n, (long long)d, (int)ix->n_lists, (int)ix->pq_dim, (int)ix->pq_len, (int)ix->rot_dim,
+           ix->rotation ? "random" : "no", (int)ix->pq_bits, (int)p.index.kmeans_n_iters,
+           100.0 * p.index.kmeans_trainset_fraction, (int)p.search.n_probes, (long long)n_cand, t1 - t0);
+    log_at(ex, 1, "ivf_pq: training and encoding on the cpu, candidate search on %s, exact refine on the cpu",
+           ops->name);
+
+    int64_t self_found = 0;
+    if (on_cpu)
+        st = graph_search_cpu(ix, &p, data, ex, n_cand, out_ids, out_dist, &self_found);
+    else
+        st = graph_search_op(ops, ix, &p, data, ex, n_cand, out_ids, out_dist, &self_found);
     if (st == ANN_OK) {
         const double ratio = (double)self_found / (double)n;
-        log_at(ex, 1, "ivf_pq: searched and refined %lld rows in %.3f s; self-included ratio %.4f", (long long)n,
-               now_s() - t1, ratio);
+        log_at(ex, 1, "ivf_pq: searched (%s) and refined %lld rows in %.3f s; self-included ratio %.4f", ops->name,
+               (long long)n, now_s() - t1, ratio);
         if (ratio < 0.05)
             log_at(ex, 0,
                    "ivf_pq: only %.1f %% of the rows are among their own candidates (self-included ratio "

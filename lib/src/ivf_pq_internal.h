@@ -25,6 +25,7 @@
 
 #include "ann/graph.h"
 #include "ann/ivf_pq.h"
+#include "backend_ops.h"
 
 enum { ANN_IVF_PQ_GROUP = 16 };
 
@@ -86,6 +87,26 @@ ann_status ann_ivf_pq_cpu_search(const ann_ivf_pq_cpu_index *ix, const ann_ivf_p
 void ann_ivf_pq_cpu_reconstruct(const ann_ivf_pq_cpu_index *ix, int64_t row, float *out);
 
 /**
+ * The backend view of @p ix (backend_ops.h ann_ivf_pq_view): its arrays,
+ * not copies, and @p device_cache (may be NULL) as the device cache slot.
+ */
+void ann_ivf_pq_cpu_view(const ann_ivf_pq_cpu_index *ix, void **device_cache, ann_ivf_pq_view *out);
+
+/**
+ * The CPU table's ivf_pq_search (backend_ops.h; notes/algorithms.md 4):
+ * the candidate search of the kNN graph on a view.  @p q: n x dim f32 on
+ * the host (unit length for cosine).  Writes n x n_cand source ids
+ * (int64, -1 for empty slots) and PQ scores (smaller is better: squared
+ * rotated L2, or -dot for inner_product; +inf for empty slots), best
+ * first, ties by id, n_probes lists per query (clamped to n_lists; more
+ * while they hold fewer than n_cand rows).  OpenMP over blocks of
+ * queries (n_threads, 0 = default).  Errors: ANN_ERR_INVALID_ARG,
+ * ANN_ERR_NOMEM.
+ */
+ann_status ann_ivf_pq_cpu_candidates(const ann_ivf_pq_view *ix, const ann_matrix *q, int32_t n_probes, int64_t n_cand,
+                                     int n_threads, int64_t *ids, float *scores);
+
+/**
  * The kNN graph of @p data with @p p (resolved here with
  * ann_ivf_pq_graph_params_resolve): rows x graph_degree ids (best first,
  * ties by id, never the row itself, no duplicates) and, when @p dist is
@@ -94,7 +115,12 @@ void ann_ivf_pq_cpu_reconstruct(const ann_ivf_pq_cpu_index *ix, int64_t row, flo
  * (level 1), and a warning (level 0) when the ratio is below 5 %.
  * Progress: ("ivf_pq", rows searched, rows).  Deterministic for a given
  * seed (and any thread count).
- * Errors: those of ann_ivf_pq_cpu_build, ANN_ERR_INTERRUPTED.
+ * Where it runs: training and encoding on the CPU; the candidate search
+ * on the backend ann_backend_select(ex, ANN_OP_IVF_PQ_SEARCH) picks
+ * (CUDA under --device auto when a GPU is present, never with --device
+ * cpu; sets ex->used, logged at level 1); the exact refine on the CPU.
+ * Errors: those of ann_ivf_pq_cpu_build, ANN_ERR_BACKEND_UNAVAILABLE
+ * (--device cuda without a usable GPU), ANN_ERR_CUDA, ANN_ERR_INTERRUPTED.
  */
 ann_status ann_ivf_pq_cpu_knn_graph(const ann_ivf_pq_graph_params *p, const ann_matrix *data, ann_exec *ex,
                                     uint32_t *ids, float *dist);

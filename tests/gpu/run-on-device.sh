@@ -16,7 +16,8 @@
 # on both backends, and its CAGRA part builds a 1M-row index (NN-Descent on
 # CUDA, optimize on the CPU) and sweeps itopk / search_width on both
 # backends (a few minutes).  Environment passes through:
-# ANNKIT_GPU_TEST_ONLY=search|nnd|cagra, ANNKIT_BENCH_ONLY=search|nnd|cagra,
+# ANNKIT_GPU_TEST_ONLY=search|nnd|cagra|ivf_pq (ivf_pq: CPU-vs-CUDA IVF-PQ
+# graphs of 20000 rows, seconds), ANNKIT_BENCH_ONLY=search|nnd|cagra,
 # e.g. ANNKIT_GPU_TEST_ONLY=cagra ANNKIT_BENCH_ONLY=cagra for CAGRA alone.
 # Exit status: that of the consistency test (0 pass, 1 fail, 77 skipped),
 # or 2 for a usage error or missing binaries; a failing benchmark makes it 1.

@@ -78,13 +78,13 @@ extern "C" {
  * guarantee_connectivity.  The search runs on the backend that
  * ann_exec.device selects for CAGRA search (--device cuda fails with
  * ANN_ERR_BACKEND_UNAVAILABLE where CUDA has no CAGRA search).  The graph
- * does not depend on the thread count.  Metric cosine is
- * ANN_ERR_UNSUPPORTED (cuVS's rule).  With inner_product every round
- * but the last searches and prunes by squared L2 and the last searches
- * by inner product (an inner-product kNN graph is hub-bound and searches
- * poorly while it grows: recall@10 0.84 against 0.99 on 20000 rows of
- * Fashion-MNIST with inner-product rounds; see cagra_build.c).  On the
- * CPU (Fashion-MNIST, graph_degree 32 from 64, two threads) it took
+ * does not depend on the thread count.  Cosine (which cuVS refuses)
+ * searches and prunes by cosine in every round.  With inner_product
+ * every round but the last searches and prunes by squared L2 and the
+ * last searches by inner product (an inner-product kNN graph is
+ * hub-bound and searches poorly while it grows: recall@10 0.84 against
+ * 0.99 on 20000 rows of Fashion-MNIST with inner-product rounds; see
+ * cagra_build.c).  On the CPU (Fashion-MNIST, graph_degree 32 from 64, two threads) it took
  * about 0.7x the CPU time and half the memory of nn_descent for the
  * same recall (numbers in cagra_build.c).
  */
@@ -92,8 +92,9 @@ typedef enum ann_cagra_build_algo {
     ANN_CAGRA_BUILD_AUTO = 0,        /**< brute_force, nn_descent or ivf_pq, as above */
     ANN_CAGRA_BUILD_NN_DESCENT = 1,  /**< NN-Descent (ann/graph.h) */
     ANN_CAGRA_BUILD_BRUTE_FORCE = 2, /**< exact kNN graph */
-    ANN_CAGRA_BUILD_IVF_PQ = 3,      /**< IVF-PQ kNN graph (ann/ivf_pq.h, CAGRA preset), CPU only */
-    ANN_CAGRA_BUILD_ITERATIVE = 4,   /**< the graph grown by CAGRA search, as above; not with cosine */
+    ANN_CAGRA_BUILD_IVF_PQ = 3,      /**< IVF-PQ kNN graph (ann/ivf_pq.h, CAGRA preset): trained on the
+                                          CPU, candidates searched on ex->device's backend (ann/graph.h) */
+    ANN_CAGRA_BUILD_ITERATIVE = 4,   /**< the graph grown by CAGRA search, as above */
 } ann_cagra_build_algo;
 
 /**
@@ -176,10 +177,10 @@ const ann_param_desc *ann_cagra_search_param_table(size_t *n);
  * Errors: ANN_ERR_INVALID_ARG (params out of range; fewer than 2 rows:
  * "the dataset has R rows: a CAGRA graph needs at least 2"),
  * ANN_ERR_MISMATCH (knn rows or metric), ANN_ERR_UNSUPPORTED (build_algo
- * ivf_pq with metric l1 or with ex->device CUDA: IVF-PQ runs on the CPU
- * only; build_algo iterative with metric cosine; metric hamming; dtype),
- * ANN_ERR_BACKEND_UNAVAILABLE (e.g. iterative with ex->device CUDA and no
- * CUDA CAGRA search), ANN_ERR_NOMEM, ANN_ERR_INTERRUPTED.
+ * ivf_pq with metric l1; metric hamming; dtype), ANN_ERR_BACKEND_UNAVAILABLE (ex->device CUDA without a
+ * usable GPU, e.g. for the candidate search of build_algo ivf_pq, or
+ * iterative with no CUDA CAGRA search), ANN_ERR_CUDA, ANN_ERR_NOMEM,
+ * ANN_ERR_INTERRUPTED.
  * Threads: ex->n_threads OpenMP threads.  Progress: ex->progress gets
  * ("nn_descent", ...), ("sort", rows done, rows), ("optimize", ...), or
  * with build_algo iterative ("iterative", rounds done, rounds).

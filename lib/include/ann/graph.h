@@ -82,10 +82,16 @@ typedef struct ann_graph {
  * CAGRA's build_knn_graph): every row is searched in an IVF-PQ index of
  * the dataset for ceil(graph_degree x refine_ratio) candidates (at
  * least graph_degree + 1), which are re-ranked with exact distances; the
- * row itself is dropped.  CPU only: ex->device CUDA gives
- * ANN_ERR_BACKEND_UNAVAILABLE.  Deterministic for a seed, whatever the
- * thread count.  ex->log gets the parameters and the self-included
- * ratio (level 1), and a warning (level 0) when it is below 5 %.
+ * row itself is dropped.  Training (k-means, codebooks, rotation),
+ * encoding and the exact re-rank run on the CPU; the candidate search
+ * runs where ex->device says: on CUDA for ANN_DEVICE_CUDA (an error,
+ * ANN_ERR_BACKEND_UNAVAILABLE, without a usable GPU), and for
+ * ANN_DEVICE_AUTO when the CUDA plugin loads and a device is present;
+ * on the CPU otherwise (ex->used says which).  Both searches pick the
+ * same candidates up to near-ties of the coarse scores.  Deterministic
+ * for a seed, whatever the thread count.  ex->log gets the parameters,
+ * the device of the search and the self-included ratio (level 1), and a
+ * warning (level 0) when the ratio is below 5 %.
  *
  * Errors: ANN_ERR_INVALID_ARG (rows < 2, degree out of range: the message
  * says the degree and the rows; ivf_pq: pq_bits 1 to 3, n_lists > rows),

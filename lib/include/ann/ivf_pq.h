@@ -32,8 +32,11 @@
  * rescaling, notes 0.2).
  *
  * In this version IVF-PQ builds kNN graphs (ann_graph_build() with
- * ANN_ALGO_IVF_PQ and ann_ivf_pq_graph_params; `anngraph --algo ivf_pq`),
- * on the CPU; annbuild/annsearch indexes are not available yet.
+ * ANN_ALGO_IVF_PQ and ann_ivf_pq_graph_params; `anngraph --algo ivf_pq`);
+ * annbuild/annsearch indexes are not available yet.  Training and
+ * encoding run on the CPU; the search of every row's candidates runs on
+ * CUDA when the exec's device selects it (--device cuda, or auto with a
+ * GPU present), else on the CPU; the exact re-rank on the CPU.
  */
 #ifndef ANN_IVF_PQ_H_5d2b07
 #define ANN_IVF_PQ_H_5d2b07

@@ -9,6 +9,7 @@
  */
 #include <cub/device/device_radix_sort.cuh>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -274,4 +275,38 @@ ann_status cu_sort_pairs_u32(CuCtx *ctx, int64_t n, int end_bit, const uint32_t 
                                              ctx->stream));
 cleanup:
     return st;
+}
+
+bool cu_id_ranks(const int64_t *ids, int64_t n, std::vector<uint32_t> *rank_of_row,
+                 std::vector<uint32_t> *row_of_rank, std::vector<int64_t> *id_of_rank)
+{
+    rank_of_row->resize((size_t)n);
+    bool identity = true;
+    std::vector<uint8_t> seen((size_t)n, 0);
+    for (int64_t r = 0; r < n && identity; ++r) {
+        const int64_t id = ids[r];
+        if (id < 0 || id >= n || seen[(size_t)id])
+            identity = false;
+        else
+            seen[(size_t)id] = 1;
+    }
+    std::vector<uint32_t> local;
+    std::vector<uint32_t> &inv = row_of_rank ? *row_of_rank : local;
+    inv.resize((size_t)n);
+    if (identity) {
+        for (int64_t r = 0; r < n; ++r) {
+            (*rank_of_row)[(size_t)r] = (uint32_t)ids[r];
+            inv[(size_t)ids[r]] = (uint32_t)r;
+        }
+        return true;
+    }
+    for (int64_t r = 0; r < n; ++r)
+        inv[(size_t)r] = (uint32_t)r;
+    std::stable_sort(inv.begin(), inv.end(), [ids](uint32_t a, uint32_t b) { return ids[a] < ids[b]; });
+    id_of_rank->resize((size_t)n);
+    for (int64_t r = 0; r < n; ++r) {
+        (*rank_of_row)[inv[(size_t)r]] = (uint32_t)r;
+        (*id_of_rank)[(size_t)r] = ids[inv[(size_t)r]];
+    }
+    return false;
 }

@@ -29,6 +29,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <vector>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -274,6 +276,19 @@ ann_status cu_upload_f32(CuCtx *ctx, const void *host, int64_t rows, int64_t dim
  */
 ann_status cu_row_norms(CuCtx *ctx, const void *x, ann_dtype t, int64_t rows, int64_t dim, bool sqrt_norm,
                         float *out);
+
+/**
+ * Ranks of the @p n source ids @p ids of an IVF index's packed rows, for
+ * the device caches of ivf_flat_cuda.cu and ivf_pq_cuda.cu: results are
+ * selected by rank (u32) and turned back into ids at the end.  When the
+ * ids are exactly 0 .. n-1, each once, rank = id, *id_of_rank stays empty
+ * and the function returns true; otherwise ranks follow id order (ties by
+ * packed row: std::stable_sort), id_of_rank[rank] holds the id, and it
+ * returns false.  rank_of_row gets n entries; row_of_rank, when not NULL,
+ * gets the inverse permutation.  Host only; throws std::bad_alloc.
+ */
+bool cu_id_ranks(const int64_t *ids, int64_t n, std::vector<uint32_t> *rank_of_row,
+                 std::vector<uint32_t> *row_of_rank, std::vector<int64_t> *id_of_rank);
 
 /**
  * Row-major C (m x n, leading dimension ldc floats) = A (m x kd) . B^T,

@@ -131,34 +131,7 @@ ann_status ivf_cache_build(CuCtx *ctx, const ann_ivf_flat_view *ix, IvfCache **o
     c->dtype = ix->dtype;
     c->metric = ix->metric;
     try {
-        rank_of_row.resize((size_t)n);
-        row_of_rank.resize((size_t)n);
-        /* identity: every id in [0, n) exactly once */
-        std::vector<uint8_t> seen((size_t)n, 0);
-        for (int64_t r = 0; r < n && identity; ++r) {
-            const int64_t id = ix->list_ids[r];
-            if (id < 0 || id >= n || seen[(size_t)id])
-                identity = false;
-            else
-                seen[(size_t)id] = 1;
-        }
-        if (identity) {
-            for (int64_t r = 0; r < n; ++r) {
-                rank_of_row[(size_t)r] = (uint32_t)ix->list_ids[r];
-                row_of_rank[(size_t)ix->list_ids[r]] = (uint32_t)r;
-            }
-        } else {
-            for (int64_t r = 0; r < n; ++r)
-                row_of_rank[(size_t)r] = (uint32_t)r;
-            const int64_t *ids = ix->list_ids;
-            std::stable_sort(row_of_rank.begin(), row_of_rank.end(),
-                             [ids](uint32_t a, uint32_t b) { return ids[a] < ids[b]; });
-            id_of_rank.resize((size_t)n);
-            for (int64_t r = 0; r < n; ++r) {
-                rank_of_row[row_of_rank[(size_t)r]] = (uint32_t)r;
-                id_of_rank[(size_t)r] = ids[row_of_rank[(size_t)r]];
-            }
-        }
+        identity = cu_id_ranks(ix->list_ids, n, &rank_of_row, &row_of_rank, &id_of_rank);
     } catch (...) {
         st = CU_FAIL(ANN_ERR_NOMEM, "out of host memory for the id ranks of %lld rows", (long long)n);
         goto cleanup;

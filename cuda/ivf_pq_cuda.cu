@@ -152,31 +152,7 @@ ann_status pq_cache_build(CuCtx *ctx, const ann_ivf_pq_view *ix, PqCache **out)
     c->metric = ix->metric;
     try {
         /* ranks: the ids themselves when they are 0..n-1 (each once), else their order */
-        rank_of_row.resize((size_t)n);
-        std::vector<uint8_t> seen((size_t)n, 0);
-        for (int64_t r = 0; r < n && identity; ++r) {
-            const int64_t id = ix->list_ids[r];
-            if (id < 0 || id >= n || seen[(size_t)id])
-                identity = false;
-            else
-                seen[(size_t)id] = 1;
-        }
-        if (identity) {
-            for (int64_t r = 0; r < n; ++r)
-                rank_of_row[(size_t)r] = (uint32_t)ix->list_ids[r];
-        } else {
-            std::vector<uint32_t> row_of_rank((size_t)n);
-            for (int64_t r = 0; r < n; ++r)
-                row_of_rank[(size_t)r] = (uint32_t)r;
-            const int64_t *ids = ix->list_ids;
-            std::stable_sort(row_of_rank.begin(), row_of_rank.end(),
-                             [ids](uint32_t a, uint32_t b) { return ids[a] < ids[b]; });
-            id_of_rank.resize((size_t)n);
-            for (int64_t r = 0; r < n; ++r) {
-                rank_of_row[row_of_rank[(size_t)r]] = (uint32_t)r;
-                id_of_rank[(size_t)r] = ids[row_of_rank[(size_t)r]];
-            }
-        }
+        identity = cu_id_ranks(ix->list_ids, n, &rank_of_row, NULL, &id_of_rank);
         std::vector<int64_t> sizes((size_t)L);
         for (int32_t l = 0; l < L; ++l)
             sizes[(size_t)l] = ix->list_offsets[l + 1] - ix->list_offsets[l];

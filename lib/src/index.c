@@ -1353,14 +1353,7 @@ void ann_index_get_info(const ann_index *ix, ann_index_info *info)
     info->has_dataset = ix->algo != ANN_ALGO_CAGRA || ix->data != NULL;
     info->graph_degree = ix->algo == ANN_ALGO_CAGRA ? ix->graph_degree : 0;
     info->has_ids = ix->algo != ANN_ALGO_IVF_FLAT && ix->ids != NULL;
-    if (ix->algo == ANN_ALGO_IVF_FLAT) {
-        info->id_bound = 0;
-        for (int64_t i = 0; i < ix->rows; i++)
-            if (ix->ids[i] + 1 > info->id_bound)
-                info->id_bound = ix->ids[i] + 1;
-    } else {
-        info->id_bound = ids_next(ix);
-    }
+    info->id_bound = ids_next(ix); /* ivf_flat: its list_ids */
     uint64_t bytes = (uint64_t)ix->rows * ix->dim * ann_dtype_size(ix->dtype);
     if (ix->norms)
         bytes += 4 * (uint64_t)ix->rows;
